@@ -1,0 +1,225 @@
+"""Wiring: settings + paths → sink, redactor and engine; the daemon's life cycle.
+
+This is the one place that decides the destination: the configured one, else the user's
+``hf://buckets/<whoami>/agent-sessions`` when a token exists, else the embedded local
+folder, so ``traceagent run`` works on a fresh machine with no account.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from traceagent.config import Settings, load_settings
+from traceagent.control import ControlServer, DaemonLock
+from traceagent.engine import Engine
+from traceagent.errors import UserError
+from traceagent.paths import AppPaths, app_paths
+from traceagent.sinks.base import ErrorKind, Sink, SinkError
+from traceagent.sinks.local import LocalFolderSink, folder_from_destination
+from traceagent.snapshot import Transform
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BUCKET = "agent-sessions"
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """Everything a command needs: folders, settings, environment."""
+
+    paths: AppPaths
+    settings: Settings
+    environ: Mapping[str, str]
+
+
+def load_context(environ: Mapping[str, str] | None = None) -> Context:
+    """Resolve folders and load ``config.toml`` (raises ConfigError with file/line/key)."""
+    env = dict(os.environ if environ is None else environ)
+    paths = app_paths(env)
+    return Context(paths=paths, settings=load_settings(paths.config_file, env), environ=env)
+
+
+def hf_endpoint(ctx: Context) -> str | None:
+    """The Hub endpoint: config ``endpoint``, else ``HF_ENDPOINT``, else the library default."""
+    return ctx.settings.endpoint or ctx.environ.get("HF_ENDPOINT") or None
+
+
+class SinkFactory:
+    """Builds the sink for the current settings and token (called again after sign-in)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.signed_in_as: str | None = None
+
+    def __call__(self) -> Sink:
+        from traceagent import auth
+
+        ctx = self.ctx
+        dest = ctx.settings.destination
+        token_info = auth.find_token(ctx.environ)
+        self.signed_in_as = None
+        if dest and not dest.startswith("hf://"):
+            return LocalFolderSink(folder_from_destination(dest))
+        if token_info is None:
+            if dest:
+                raise SinkError(
+                    f"The destination {dest} needs a Hugging Face token: run `traceagent login` "
+                    "or use Sign in from the tray.",
+                    kind=ErrorKind.AUTH,
+                )
+            return LocalFolderSink(ctx.paths.default_bucket_dir)
+        try:
+            self.signed_in_as = auth.whoami_cached(
+                token_info.token, endpoint=hf_endpoint(ctx), cache_dir=ctx.paths.state_dir
+            )
+        except auth.AuthError as e:
+            kind = ErrorKind.AUTH if e.rejected else ErrorKind.TRANSIENT
+            raise SinkError(e.message, kind=kind) from None
+        from traceagent.sinks.hf import HfSink
+
+        uri = dest or f"hf://buckets/{self.signed_in_as}/{DEFAULT_BUCKET}"
+        return HfSink(
+            uri,
+            token=token_info.token,
+            endpoint=hf_endpoint(ctx),
+            allow_public=ctx.settings.allow_public,
+            url_template=ctx.settings.viewer_url_template,
+        )
+
+
+def transform_factory(ctx: Context) -> Any:
+    """Per-agent redaction (on by default; ``redact = false`` globally or per agent)."""
+    redactor: Any = None
+
+    def make(agent: str) -> Transform | None:
+        nonlocal redactor
+        if not ctx.settings.redact or not ctx.settings.agent(agent).redact:
+            log.info("Redaction is off for %s", agent)
+            return None
+        if redactor is None:
+            from traceagent import auth
+            from traceagent.redact import Redactor
+
+            token = auth.find_token(ctx.environ)
+            redactor = Redactor.from_settings(
+                extra_rules=ctx.settings.redact_rules,
+                allowlist=ctx.settings.redact_allowlist,
+                environ=ctx.environ,
+                extra_values=[token.token] if token else [],
+            )
+            log.info("Redaction on (engine: %s)", redactor.engine_name)
+        fn: Transform = redactor.redact_chunk
+        return fn
+
+    return make
+
+
+def build_engine(ctx: Context) -> tuple[Engine, SinkFactory]:
+    """The engine for this context (not started)."""
+    factory = SinkFactory(ctx)
+    engine = Engine(ctx.paths, ctx.settings, factory, environ=ctx.environ, transform_factory=transform_factory(ctx))
+
+    original = engine._sink_factory
+
+    def tracked() -> Sink:
+        sink = original()
+        engine.signed_in_as = factory.signed_in_as
+        return sink
+
+    engine._sink_factory = tracked
+    return engine, factory
+
+
+def handle_request(engine: Engine, stop: threading.Event, request: dict[str, Any]) -> dict[str, Any]:
+    """The control channel's commands (used by ``traceagent status/pause/resume/...``)."""
+    cmd = request.get("cmd")
+    if cmd == "status":
+        return {"status": engine.status().to_json()}
+    if cmd == "recent":
+        return {"traces": [t.to_json() for t in engine.recent_traces(int(request.get("limit", 10)))]}
+    if cmd == "pause":
+        until = request.get("until")
+        engine.pause(None if until is None else float(until))
+        return {"ok": True}
+    if cmd == "resume":
+        engine.resume()
+        return {"ok": True}
+    if cmd == "sync_now":
+        engine.sync_now()
+        return {"ok": True}
+    if cmd == "reload":
+        engine.reload_sink()
+        return {"ok": True}
+    if cmd == "quit":
+        stop.set()
+        return {"ok": True}
+    return {"error": f"unknown command {cmd!r}"}
+
+
+def run_daemon(ctx: Context, *, headless: bool) -> int:
+    """``traceagent run``: hold the lock, start the engine, serve the tray or wait headless."""
+    lock = DaemonLock(ctx.paths.lock_file)
+    lock.acquire()  # AlreadyRunningError → the CLI prints it and exits 1
+    stop = threading.Event()
+    engine, _ = build_engine(ctx)
+    server = ControlServer(ctx.paths, lambda req: handle_request(engine, stop, req))
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("Received %s; finishing the upload in flight", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        log.info("traceagent %s starting (pid %d); config %s", _version(), os.getpid(), ctx.paths.config_file)
+        server.start()
+        engine.start()
+        shown = False
+        if not headless:
+            from traceagent import tray
+
+            shown = tray.run_tray(engine)
+        if not shown:
+            if not headless:
+                log.info("No tray available; running headless (use `traceagent status` and `traceagent pause`)")
+            while not stop.wait(3600):
+                pass
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        server.close()
+        engine.stop()
+        lock.release()
+        log.info("traceagent stopped")
+    return 0
+
+
+def _version() -> str:
+    from traceagent import __version__
+
+    return __version__
+
+
+def wait_until(predicate: Any, timeout: float, interval: float = 0.2) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` passes (CLI helper)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
+def config_path(ctx: Context) -> Path:
+    """The configuration file (for "Open settings")."""
+    return ctx.paths.config_file
+
+
+__all__ = ["Context", "UserError", "build_engine", "load_context", "run_daemon"]

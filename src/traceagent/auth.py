@@ -1,0 +1,444 @@
+"""The Hugging Face token: where it is found, where it is stored, who it belongs to.
+
+Lookup order (:func:`find_token`): the ``HF_TOKEN`` environment variable, the system keyring
+(service ``traceagent``, username ``huggingface``), then huggingface_hub's own token file
+(``$HF_TOKEN_PATH`` or ``$HF_HOME/token``), so ``hf auth login`` users need nothing more.
+
+Storage (:func:`store_token`): the system keyring when a *secure* backend works (Secret
+Service, KWallet, macOS Keychain, Windows Credential Locker; ``keyrings.alt`` backends do
+not count); otherwise huggingface_hub's token file, written like ``hf auth login`` does
+(file mode 0600, folder 0700), and the caller is told so.
+
+The token never appears in a log line, an exception message or a ``repr``; the only files
+holding it are the keyring and the token file. The ``whoami`` cache is keyed by a sha256
+digest and holds only the user name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from traceagent.errors import UserError
+
+__all__ = [
+    "KEYRING_SERVICE",
+    "KEYRING_USERNAME",
+    "WHOAMI_TTL_S",
+    "AuthError",
+    "TokenInfo",
+    "WhoAmI",
+    "delete_token",
+    "fetch_whoami",
+    "find_token",
+    "hf_token_path",
+    "keyring_backend_name",
+    "secure_keyring",
+    "store_token",
+    "validate_token",
+    "whoami_cached",
+]
+
+logger = logging.getLogger(__name__)
+
+KEYRING_SERVICE = "traceagent"
+KEYRING_USERNAME = "huggingface"
+#: How long a cached ``whoami`` answer is trusted (the Hub rate-limits whoami strictly).
+WHOAMI_TTL_S = 12 * 3600.0
+#: Suffix of the file next to the token file that says traceagent wrote it (sha256 only).
+_OWNER_SUFFIX = ".traceagent-sha256"
+_TOKEN_LIKE = re.compile(r"\bhf_[A-Za-z0-9]{8,}\b")
+
+
+class AuthError(UserError):
+    """The token could not be checked or was refused. ``reason`` is one of ``"invalid"``
+    (401), ``"forbidden"`` (no write access), ``"rate_limited"``, ``"network"`` (the Hub
+    could not be reached), ``"server"`` (5xx or an unexpected answer)."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class TokenInfo:
+    """A token and where it came from (``source`` is shown to the user; the token never is)."""
+
+    token: str
+    source: str
+
+    @property
+    def fingerprint(self) -> str:
+        """A short, non-reversible id of the token (to notice that it changed)."""
+        return _digest(self.token)[:12]
+
+    def __repr__(self) -> str:
+        return f"TokenInfo(token='***', source={self.source!r})"
+
+    __str__ = __repr__
+
+
+@dataclasses.dataclass(frozen=True)
+class WhoAmI:
+    """What the Hub says about a token."""
+
+    name: str
+    #: ``"write"``, ``"read"``, ``"fineGrained"``... or ``""`` when the Hub did not say.
+    role: str
+    orgs: tuple[str, ...] = ()
+
+
+# --------------------------------------------------------------------------- helpers
+def _digest(token: str, salt: str = "") -> str:
+    return hashlib.sha256(f"{salt}\n{token}".encode() if salt else token.encode()).hexdigest()
+
+
+def _clean(token: str | None) -> str | None:
+    if token is None:
+        return None
+    return token.replace("\r", "").replace("\n", "").strip() or None
+
+
+def _scrub(text: str, token: str | None = None) -> str:
+    if token:
+        text = text.replace(token, "hf_***")
+    return _TOKEN_LIKE.sub("hf_***", text)
+
+
+def _env(environ: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if environ is None else environ
+
+
+def _expand(path: str, env: Mapping[str, str]) -> Path:
+    if path.startswith("~"):
+        home = env.get("HOME") or os.path.expanduser("~")
+        path = home + path[1:]
+    return Path(path)
+
+
+def hf_token_path(environ: Mapping[str, str] | None = None) -> Path:
+    """huggingface_hub's token file, by its own rules: ``$HF_TOKEN_PATH``, else
+    ``$HF_HOME/token``, else ``$XDG_CACHE_HOME/huggingface/token``, else
+    ``~/.cache/huggingface/token``. Computed from ``environ`` each call."""
+    env = _env(environ)
+    if env.get("HF_TOKEN_PATH"):
+        return _expand(env["HF_TOKEN_PATH"], env)
+    if env.get("HF_HOME"):
+        return _expand(env["HF_HOME"], env) / "token"
+    cache = env.get("XDG_CACHE_HOME") or "~/.cache"
+    return _expand(cache, env) / "huggingface" / "token"
+
+
+def _write_secret(path: Path, content: str) -> None:
+    """Write ``content`` the way huggingface_hub writes its token (file 0600, folder 0700)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(content)
+    with contextlib.suppress(OSError, NotImplementedError):
+        os.chmod(path, 0o600)
+
+
+# --------------------------------------------------------------------------- keyring
+def secure_keyring() -> Any | None:
+    """The keyring backend traceagent would use, or ``None`` when none is secure.
+
+    "Secure" means keyring's priority >= 1 (Secret Service, KWallet, macOS Keychain,
+    Windows Credential Locker); ``fail`` and ``keyrings.alt`` backends are below that.
+    """
+    try:
+        import keyring
+        from keyring.backends import chainer
+    except ImportError:  # pragma: no cover - keyring is a dependency
+        return None
+    try:
+        kr = keyring.get_keyring()
+    except Exception as e:  # a broken backend configuration must not stop the daemon
+        logger.warning("keyring unavailable: %s", _scrub(f"{type(e).__name__}: {e}"))
+        return None
+    members = list(kr.backends) if isinstance(kr, chainer.ChainerBackend) else [kr]
+    for backend in members:
+        try:
+            if float(backend.priority) >= 1:
+                return backend
+        except Exception:
+            continue
+    return None
+
+
+def keyring_backend_name(backend: Any | None = None) -> str:
+    """A readable name for ``backend`` (default: the one keyring chose), e.g.
+    ``"SecretService Keyring"`` or ``"fail Keyring (keyring.backends.fail)"``."""
+    try:
+        if backend is None:
+            import keyring
+
+            backend = keyring.get_keyring()
+        name = str(getattr(backend, "name", "") or type(backend).__name__)
+    except Exception as e:
+        return f"unavailable ({type(e).__name__})"
+    module = type(backend).__module__
+    if "fail" in module.split(".") or name.startswith(("fail", "chainer")):
+        return f"{name} ({module})"
+    return name
+
+
+def _keyring_get() -> tuple[str, str] | None:
+    backend = secure_keyring()
+    if backend is None:
+        return None
+    name = keyring_backend_name(backend)
+    try:
+        value = backend.get_password(KEYRING_SERVICE, KEYRING_USERNAME)
+    except Exception as e:  # locked keyring, D-Bus trouble: a miss, not a crash
+        logger.warning("could not read the token from the keyring (%s): %s", name, type(e).__name__)
+        return None
+    token = _clean(value)
+    return (token, name) if token else None
+
+
+# --------------------------------------------------------------------------- public API
+def find_token(environ: Mapping[str, str] | None = None) -> TokenInfo | None:
+    """Find the Hugging Face token: ``HF_TOKEN``, then the keyring, then the token file.
+
+    ``environ`` defaults to ``os.environ``. Returns ``None`` when there is no token.
+    """
+    env = _env(environ)
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        value = _clean(env.get(var))
+        if value:
+            return TokenInfo(value, f"{var} environment variable")
+    found = _keyring_get()
+    if found:
+        return TokenInfo(found[0], f"system keyring ({found[1]})")
+    path = hf_token_path(env)
+    token = _read_hf_token_file(path, env)
+    if token:
+        return TokenInfo(token, f"huggingface_hub token file ({path})")
+    return None
+
+
+def _read_hf_token_file(path: Path, env: Mapping[str, str]) -> str | None:
+    try:
+        if not path.is_file():
+            return None
+    except OSError:
+        return None
+    if env is os.environ and not env.get("HF_OIDC_RESOURCE"):
+        # Same file huggingface_hub reads: let it refresh an OAuth token close to expiry.
+        try:
+            from huggingface_hub import constants, get_token
+
+            if os.path.abspath(constants.HF_TOKEN_PATH) == os.path.abspath(path):
+                token = _clean(get_token())
+                if token:
+                    return token
+        except Exception as e:
+            logger.debug("huggingface_hub.get_token() failed: %s", type(e).__name__)
+    try:
+        return _clean(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        logger.warning("could not read the token file %s: %s", path, type(e).__name__)
+        return None
+
+
+def store_token(token: str, environ: Mapping[str, str] | None = None) -> str:
+    """Store ``token`` and say where it went.
+
+    Returns ``"system keyring (<backend>)"``, or, where no secure keyring works,
+    ``"huggingface_hub token file (<path>), mode 0600: no system keyring is available"``.
+    Raises :class:`ValueError` for an empty token and :class:`OSError` when even the file
+    cannot be written.
+    """
+    value = _clean(token)
+    if not value:
+        raise ValueError("the token is empty")
+    backend = secure_keyring()
+    if backend is not None:
+        name = keyring_backend_name(backend)
+        try:
+            backend.set_password(KEYRING_SERVICE, KEYRING_USERNAME, value)
+            logger.info("stored the Hugging Face token in the system keyring (%s)", name)
+            return f"system keyring ({name})"
+        except Exception as e:
+            logger.warning(
+                "could not store the token in the keyring (%s): %s; using the token file instead",
+                name,
+                _scrub(type(e).__name__, value),
+            )
+    path = hf_token_path(environ)
+    _write_secret(path, value)
+    with contextlib.suppress(OSError):
+        _write_secret(path.with_name(path.name + _OWNER_SUFFIX), _digest(value) + "\n")
+    logger.warning("no system keyring is available: stored the Hugging Face token in %s (mode 0600)", path)
+    return f"huggingface_hub token file ({path}), mode 0600: no system keyring is available"
+
+
+def delete_token(environ: Mapping[str, str] | None = None, *, hf_token_file: bool | None = None) -> list[str]:
+    """Remove the stored token; returns where it was removed from (possibly nothing).
+
+    The keyring item always goes. huggingface_hub's token file goes when
+    ``hf_token_file`` is true, or, by default (``None``), only when traceagent wrote it
+    (so ``traceagent logout`` does not log the user out of ``hf``).
+    """
+    removed: list[str] = []
+    backend = secure_keyring()
+    if backend is not None:
+        name = keyring_backend_name(backend)
+        try:
+            if backend.get_password(KEYRING_SERVICE, KEYRING_USERNAME) is not None:
+                backend.delete_password(KEYRING_SERVICE, KEYRING_USERNAME)
+                removed.append(f"system keyring ({name})")
+        except Exception as e:
+            logger.warning("could not remove the token from the keyring (%s): %s", name, type(e).__name__)
+    path = hf_token_path(environ)
+    owner = path.with_name(path.name + _OWNER_SUFFIX)
+    if hf_token_file is not False and path.is_file():
+        ours = False
+        try:
+            current = _clean(path.read_text(encoding="utf-8"))
+            ours = current is not None and owner.read_text(encoding="utf-8").strip() == _digest(current)
+        except OSError:
+            pass
+        if hf_token_file or ours:
+            try:
+                path.unlink()
+                removed.append(f"huggingface_hub token file ({path})")
+            except OSError as e:
+                logger.warning("could not remove %s: %s", path, type(e).__name__)
+    with contextlib.suppress(OSError):
+        if not path.exists():
+            owner.unlink(missing_ok=True)
+    return removed
+
+
+def fetch_whoami(token: str, *, endpoint: str | None) -> WhoAmI:
+    """Ask the Hub who ``token`` belongs to (no cache; whoami is rate-limited: prefer
+    :func:`whoami_cached`). Raises :class:`AuthError`."""
+    from huggingface_hub import HfApi
+
+    from traceagent import __version__
+    from traceagent.sinks.hf import hub_errors
+
+    base = (endpoint or "").rstrip("/") or None
+    api = HfApi(endpoint=base, library_name="traceagent", library_version=__version__)
+    where = api.endpoint
+    try:
+        data = api.whoami(token=token)
+    except hub_errors() as e:
+        raise _auth_error(e, where, token) from None
+    name = str(data.get("name") or "")
+    if not name:
+        raise AuthError(f"{where} answered whoami without a user name.", reason="server")
+    role = str(((data.get("auth") or {}).get("accessToken") or {}).get("role") or "")
+    orgs = tuple(str(o.get("name")) for o in data.get("orgs") or [] if isinstance(o, dict) and o.get("name"))
+    return WhoAmI(name=name, role=role, orgs=orgs)
+
+
+def _auth_error(e: BaseException, where: str, token: str) -> AuthError:
+    status = getattr(getattr(e, "response", None), "status_code", None)
+    if status == 401:
+        return AuthError(
+            "Hugging Face rejected the token (401): it is invalid, expired or was revoked. "
+            "Create a new one at https://huggingface.co/settings/tokens (with write access).",
+            reason="invalid",
+        )
+    if status == 403:
+        return AuthError("Hugging Face refused the token (403).", reason="forbidden")
+    if status == 429:
+        return AuthError(
+            "Hugging Face is rate-limiting sign-in checks (429); wait a few minutes and try again.",
+            reason="rate_limited",
+        )
+    if isinstance(status, int):
+        return AuthError(
+            f"Hugging Face answered {status} when checking the token; try again later.", reason="server"
+        )
+    detail = _scrub(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", token).rstrip(": ")
+    return AuthError(
+        f"Could not reach Hugging Face at {where} ({detail}). Check the network connection and try again.",
+        reason="network",
+    )
+
+
+def validate_token(token: str, endpoint: str | None) -> str:
+    """Check ``token`` with the Hub and return the user name.
+
+    Raises :class:`AuthError`: ``reason="invalid"`` on a 401, ``"network"`` when the Hub
+    cannot be reached, ``"forbidden"`` for a read-only token (traceagent must write).
+    """
+    value = _clean(token)
+    if not value:
+        raise AuthError("The token is empty.", reason="invalid")
+    who = fetch_whoami(value, endpoint=endpoint)
+    if who.role == "read":
+        raise AuthError(
+            f"This token of {who.name} is read-only; traceagent needs a token with write access "
+            "(https://huggingface.co/settings/tokens).",
+            reason="forbidden",
+        )
+    return who.name
+
+
+def whoami_cached(token: str, *, endpoint: str | None, cache_dir: Path, ttl: float = WHOAMI_TTL_S) -> str:
+    """The user name of ``token``, from a cache in ``cache_dir`` younger than ``ttl``
+    seconds, else from the Hub (then cached). The cache file holds only sha256 digests and
+    names. A 401 drops the cached entry and raises :class:`AuthError`."""
+    value = _clean(token)
+    if not value:
+        raise AuthError("The token is empty.", reason="invalid")
+    base = (endpoint or "").rstrip("/")
+    if not base:
+        from huggingface_hub import constants
+
+        base = constants.ENDPOINT.rstrip("/")
+    key = _digest(value, salt=base)
+    path = Path(cache_dir) / "whoami.json"
+    entries = _load_cache(path)
+    now = time.time()
+    entry = entries.get(key)
+    if (
+        isinstance(entry, dict)
+        and isinstance(entry.get("name"), str)
+        and 0 <= now - float(entry.get("at", 0)) < ttl
+    ):
+        return str(entry["name"])
+    try:
+        who = fetch_whoami(value, endpoint=base)
+    except AuthError as e:
+        if e.reason == "invalid" and entries.pop(key, None) is not None:
+            _save_cache(path, entries)
+        raise
+    entries = {k: v for k, v in entries.items() if isinstance(v, dict) and now - float(v.get("at", 0)) < ttl}
+    entries[key] = {"name": who.name, "at": now}
+    _save_cache(path, entries)
+    return who.name
+
+
+def _load_cache(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _save_cache(path: Path, entries: Mapping[str, Any]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".whoami-", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(entries, f)
+        os.replace(tmp, path)
+    except OSError as e:
+        logger.debug("could not write the whoami cache %s: %s", path, type(e).__name__)

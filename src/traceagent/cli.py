@@ -1,0 +1,518 @@
+"""``traceagent``: the command line, a thin view over the engine and the running daemon."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import re
+import sys
+import time
+import webbrowser
+from collections.abc import Sequence
+from typing import Any
+
+from traceagent import __version__
+from traceagent.errors import UserError
+
+log = logging.getLogger(__name__)
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
+_UNITS = {"": 60.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str) -> float:
+    """``30m``, ``1h``, ``90s``, ``2d`` (a bare number means minutes) to seconds."""
+    m = _DURATION.match(text)
+    if not m:
+        raise UserError(f"Cannot read the duration {text!r}: use e.g. 30m, 1h, 4h or 1d.")
+    seconds = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    if seconds <= 0:
+        raise UserError("The pause must be longer than zero.")
+    return seconds
+
+
+def _ago(ts: float | None) -> str:
+    if not ts:
+        return "never"
+    delta = max(0.0, time.time() - ts)
+    if delta < 60:
+        return "just now"
+    if delta < 3600:
+        return f"{int(delta // 60)} min ago"
+    if delta < 86400:
+        return f"{int(delta // 3600)} h ago"
+    return f"{int(delta // 86400)} d ago"
+
+
+def _clock(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts).strftime("%a %H:%M")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for the docs and tests)."""
+    p = argparse.ArgumentParser(
+        prog="traceagent",
+        description="Mirror your coding agents' session traces to a Hugging Face bucket.",
+    )
+    p.add_argument("--version", action="version", version=f"traceagent {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    run = sub.add_parser("run", help="the daemon: tray icon when a desktop is available, else headless")
+    run.add_argument("--headless", action="store_true", help="never show a tray icon")
+    s = sub.add_parser("sync", help="one catch-up pass in the foreground")
+    s.add_argument("--dry-run", action="store_true", help="list what would be uploaded, upload nothing")
+    st = sub.add_parser("status", help="destination, state, counts, last upload, last trace")
+    st.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    sub.add_parser("agents", help="detected agents, their session folders and session counts")
+    ol = sub.add_parser("open-last", help="open the viewer page of the most recently updated trace")
+    ol.add_argument("--print", action="store_true", help="print the link instead of opening a browser")
+    pa = sub.add_parser("pause", help="pause uploads of the running daemon")
+    pa.add_argument("--for", dest="duration", metavar="DURATION", help="e.g. 30m, 1h, 4h (default: until resumed)")
+    sub.add_parser("resume", help="resume uploads")
+    li = sub.add_parser("login", help="store a Hugging Face token (write access) for traceagent")
+    li.add_argument("--token-stdin", action="store_true", help="read the token from standard input")
+    sub.add_parser("logout", help="remove traceagent's stored token")
+    sub.add_parser("doctor", help="check token, bucket privacy and access, keyring, tray and watch limits")
+    au = sub.add_parser("autostart", help="start traceagent at login")
+    au.add_argument("action", choices=["enable", "disable", "status"])
+    au.add_argument("--headless", action="store_true", help="with enable: start without a tray icon")
+    rd = sub.add_parser("redact", help="preview what redaction would hide in a file (nothing is changed)")
+    rd.add_argument("file")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``traceagent`` command."""
+    args = build_parser().parse_args(argv)
+    command = args.command or "run"
+    handler = globals()[f"cmd_{command.replace('-', '_')}"]
+    try:
+        return int(handler(args))
+    except UserError as e:
+        print(f"traceagent: {e.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `traceagent status | head`: the reader left; not an error worth a traceback.
+        sys.stderr.close()
+        return 0
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
+def _ctx() -> Any:
+    from traceagent.app import load_context
+
+    return load_context()
+
+
+def _daemon(ctx: Any, cmd: str, **kw: Any) -> dict[str, Any] | None:
+    """Ask the running daemon; None when it is not running."""
+    from traceagent import control
+
+    if control.running_pid(ctx.paths) is None:
+        return None
+    try:
+        reply = control.request(ctx.paths, cmd, **kw)
+    except (OSError, EOFError) as e:
+        raise UserError(f"traceagent is running but did not answer ({e}).") from None
+    if "error" in reply:
+        raise UserError(str(reply["error"]))
+    return reply
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``traceagent run [--headless]``."""
+    from traceagent.app import run_daemon
+    from traceagent.logsetup import setup_logging
+
+    ctx = _ctx()
+    ctx.paths.ensure()
+    setup_logging(ctx.paths.log_file, ctx.settings.log_level, stderr=sys.stderr.isatty() or args.headless)
+    return run_daemon(ctx, headless=bool(getattr(args, "headless", False)))
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """``traceagent sync [--dry-run]``: one pass in the foreground (or via the daemon)."""
+    from traceagent.app import build_engine
+    from traceagent.control import DaemonLock
+    from traceagent.errors import AlreadyRunningError
+    from traceagent.logsetup import setup_logging
+
+    ctx = _ctx()
+    ctx.paths.ensure()
+    setup_logging(ctx.paths.log_file, ctx.settings.log_level, stderr=False)
+    if args.dry_run:
+        return _dry_run(ctx)
+    lock = DaemonLock(ctx.paths.lock_file)
+    try:
+        lock.acquire()
+    except AlreadyRunningError:
+        return _sync_via_daemon(ctx)
+    try:
+        engine, _ = build_engine(ctx)
+        bar = _Progress() if sys.stdout.isatty() else None
+        result = engine.run_pass(progress=bar.update if bar else None)
+        if bar:
+            bar.done()
+        dest = engine.status().destination
+        engine.stop()
+    finally:
+        lock.release()
+    print(f"Uploaded {result.uploaded} file(s), {result.unchanged} unchanged, to {dest}.")
+    if result.error:
+        print(f"traceagent: {result.error}", file=sys.stderr)
+    if result.failed or result.pending:
+        print(f"{result.failed + result.pending} file(s) not uploaded yet; see `traceagent status`.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _dry_run(ctx: Any) -> int:
+    from pathlib import Path
+
+    from traceagent.engine import enabled_roots
+    from traceagent.sinks.keys import make_key
+    from traceagent.state import StateDB
+    from traceagent.watcher import match_root, scan_root
+
+    db = StateDB(ctx.paths.state_db)
+    known = db.checked_stats()
+    up = {r.path: r for r in (db.row(p) for p in known) if r is not None}
+    n = 0
+    for root in enabled_roots(ctx.settings, ctx.environ):
+        if not root.path.is_dir():
+            continue
+        for path, st in scan_root(root):
+            ck = known.get(str(path))
+            if ck and ck[0] == st.st_size and ck[1] == st.st_mtime_ns:
+                continue
+            m = match_root([root], Path(path))
+            assert m is not None
+            row = up.get(str(path))
+            what = "update" if row is not None and row.up_size else "new"
+            print(f"{what:6} {make_key(root.remote, m[1])}  ({st.st_size:,} bytes)")
+            n += 1
+    db.close()
+    print(f"{n} file(s) would be uploaded.")
+    return 0
+
+
+def _sync_via_daemon(ctx: Any) -> int:
+    from traceagent import control
+
+    control.request(ctx.paths, "sync_now")
+    print("traceagent is running; asked it to sync now.")
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        st = control.request(ctx.paths, "status")["status"]
+        if st["state"] in ("up_to_date",):
+            print(f"Up to date: {st['uploaded']} file(s) in {st['destination']}.")
+            return 0
+        if st["state"] in ("error", "signin_needed", "paused"):
+            print(f"traceagent: {st['state']}: {st.get('last_error') or ''}", file=sys.stderr)
+            return 1
+    print("traceagent: still syncing after 10 minutes; see `traceagent status`.", file=sys.stderr)
+    return 1
+
+
+class _Progress:
+    """A one-line progress bar for large backfills on a terminal."""
+
+    def __init__(self) -> None:
+        self._last = 0.0
+
+    def update(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self._last < 0.1 and done < total:
+            return
+        self._last = now
+        total = max(total, done, 1)
+        width = 30
+        filled = int(width * done / total)
+        sys.stdout.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} files")
+        sys.stdout.flush()
+
+    def done(self) -> None:
+        sys.stdout.write("\n")
+
+
+def _status_offline(ctx: Any) -> dict[str, Any]:
+    """Status from ``state.db`` when no daemon runs (read-only view, no network)."""
+    from traceagent.engine import Engine
+    from traceagent.sinks.local import LocalFolderSink, folder_from_destination
+
+    dest = ctx.settings.destination
+
+    def factory() -> Any:
+        if dest and not dest.startswith("hf://"):
+            return LocalFolderSink(folder_from_destination(dest))
+        if dest:
+            from traceagent.sinks.hf import HfSink
+
+            return HfSink(dest, token=None, url_template=ctx.settings.viewer_url_template)
+        last = None
+        from traceagent.state import StateDB
+
+        db = StateDB(ctx.paths.state_db)
+        last = db.get("destination")
+        db.close()
+        if last and last.startswith("hf://"):
+            from traceagent.sinks.hf import HfSink
+
+            return HfSink(last, token=None, url_template=ctx.settings.viewer_url_template)
+        return LocalFolderSink(folder_from_destination(last) if last else ctx.paths.default_bucket_dir)
+
+    engine = Engine(ctx.paths, ctx.settings, factory, environ=ctx.environ)
+    try:
+        engine._sink = factory()
+        st = engine.status().to_json()
+    finally:
+        engine.db.close()
+    st["running"] = False
+    st["pid"] = None
+    st["state"] = "paused" if st["paused"] else st["state"]
+    return st
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """``traceagent status [--json]``."""
+    ctx = _ctx()
+    reply = _daemon(ctx, "status")
+    st = reply["status"] if reply else _status_offline(ctx)
+    if args.json:
+        print(json.dumps(st, indent=2, ensure_ascii=False))
+        return 0
+    state_text = {
+        "up_to_date": "Up to date",
+        "syncing": "Syncing",
+        "paused": "Paused",
+        "offline": "Offline (retrying)",
+        "error": "Error",
+        "signin_needed": "Sign-in needed",
+    }[st["state"]]
+    print(f"traceagent {'running (pid ' + str(st['pid']) + ')' if st['running'] else 'not running'}")
+    if st["paused"] and st.get("paused_until"):
+        state_text += f" until {_clock(st['paused_until'])}"
+    print(f"  State:        {state_text}")
+    print(f"  Destination:  {st['destination']} ({st['destination_kind'] or 'not connected yet'})")
+    if st.get("signed_in_as"):
+        print(f"  Signed in as: {st['signed_in_as']}")
+    print(f"  Files:        {st['uploaded']} in step, {st['pending']} waiting, {st['issues']} with issues")
+    print(f"  Last upload:  {_ago(st['last_upload_at'])}")
+    if st.get("last_error"):
+        print(f"  Last error:   {st['last_error']}")
+    if st.get("redactions"):
+        total = sum(st["redactions"].values())
+        detail = ", ".join(f"{r} {n}" for r, n in sorted(st["redactions"].items()))
+        print(f"  Redacted:     {total} secret(s) ({detail})")
+    for a in st["agents"]:
+        flag = "" if a["enabled"] else " (sync off)"
+        print(f"  {a['display_name']}: {a['sessions']} session(s){flag}")
+    lt = st.get("last_trace")
+    if lt:
+        print(f"  Last trace:   [{lt['agent']}] {lt['title']}")
+        print(f"                {lt['url']}")
+    return 0
+
+
+def cmd_agents(args: argparse.Namespace) -> int:
+    """``traceagent agents``: what is detected where."""
+    from pathlib import Path
+
+    from traceagent.agents import AGENTS, home_dir
+    from traceagent.watcher import scan_root
+
+    ctx = _ctx()
+    home = home_dir(ctx.environ)
+    found = False
+    for agent in AGENTS:
+        s = ctx.settings.agent(agent.name)
+        roots = agent.roots(ctx.environ, home, s.paths)
+        existing = [r for r in roots if Path(r.path).is_dir()]
+        if not existing:
+            continue
+        found = True
+        state = "sync on" if s.enabled else "sync off"
+        print(f"{agent.display_name} ({agent.name}, {state})")
+        for r in roots:
+            if r.path.is_dir():
+                n = sum(1 for _ in scan_root(r))
+                print(f"  {r.path}  →  {r.remote}/  ({n} file(s))")
+            else:
+                print(f"  {r.path}  (not present)")
+    if not found:
+        print("No coding agent sessions found (looked for Claude Code, Codex and Pi).")
+    return 0
+
+
+def cmd_open_last(args: argparse.Namespace) -> int:
+    """``traceagent open-last [--print]``."""
+    ctx = _ctx()
+    reply = _daemon(ctx, "status")
+    st = reply["status"] if reply else _status_offline(ctx)
+    lt = st.get("last_trace")
+    if not lt:
+        raise UserError("No trace has been uploaded yet. Run `traceagent sync` or `traceagent run` first.")
+    if args.print:
+        print(lt["url"])
+        return 0
+    if not webbrowser.open(lt["url"]):
+        print(lt["url"])
+        raise UserError("Could not open a browser; the link is printed above.")
+    print(f"Opened [{lt['agent']}] {lt['title']}")
+    return 0
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    """``traceagent pause [--for DURATION]``."""
+    ctx = _ctx()
+    until = time.time() + parse_duration(args.duration) if args.duration else None
+    if _daemon(ctx, "pause", until=until) is None:
+        from traceagent.state import StateDB
+
+        db = StateDB(ctx.paths.state_db)
+        db.put("paused_until", repr(float("inf") if until is None else until))
+        db.close()
+        print("traceagent is not running; the pause applies when it starts.")
+    print("Sync paused" + (f" until {_clock(until)}." if until else " until you resume it (`traceagent resume`)."))
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """``traceagent resume``."""
+    ctx = _ctx()
+    if _daemon(ctx, "resume") is None:
+        from traceagent.state import StateDB
+
+        db = StateDB(ctx.paths.state_db)
+        db.put("paused_until", None)
+        db.close()
+        print("traceagent is not running; it will sync when it starts.")
+    else:
+        print("Sync resumed.")
+    return 0
+
+
+def cmd_login(args: argparse.Namespace) -> int:
+    """``traceagent login [--token-stdin]``."""
+    import getpass
+
+    from traceagent import auth
+    from traceagent.app import hf_endpoint
+
+    ctx = _ctx()
+    if args.token_stdin:
+        token = sys.stdin.readline().strip()
+    else:
+        print("Create a token with write access at https://huggingface.co/settings/tokens")
+        token = getpass.getpass("Hugging Face token (input hidden): ").strip()
+    if not token:
+        raise UserError("No token given.")
+    try:
+        name = auth.validate_token(token, endpoint=hf_endpoint(ctx))
+    except auth.AuthError as e:
+        raise UserError(e.message) from None
+    where = auth.store_token(token)
+    print(f"Signed in as {name}. Token stored in {where}.")
+    if _daemon(ctx, "reload") is not None:
+        print("The running traceagent picked up the new token.")
+    return 0
+
+
+def cmd_logout(args: argparse.Namespace) -> int:
+    """``traceagent logout``."""
+    from traceagent import auth
+
+    ctx = _ctx()
+    removed = auth.delete_token()
+    if removed:
+        print("Removed the token from " + ", ".join(removed) + ".")
+    else:
+        print("No stored traceagent token was found.")
+    if ctx.environ.get("HF_TOKEN"):
+        print("Note: HF_TOKEN is set in the environment and is still used.")
+    _daemon(ctx, "reload")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """``traceagent doctor``: every check on one line."""
+    from traceagent import auth, doctor
+    from traceagent.app import DEFAULT_BUCKET, hf_endpoint
+
+    ctx = _ctx()
+    token_info = auth.find_token(ctx.environ)
+    dest = ctx.settings.destination
+    if not dest and token_info is not None:
+        try:
+            name = auth.whoami_cached(token_info.token, endpoint=hf_endpoint(ctx), cache_dir=ctx.paths.state_dir)
+            dest = f"hf://buckets/{name}/{DEFAULT_BUCKET}"
+        except auth.AuthError:
+            dest = None
+    checks = doctor.run_checks(
+        token_info=token_info,
+        destination=dest or str(ctx.paths.default_bucket_dir),
+        endpoint=hf_endpoint(ctx),
+        probe=True,
+    )
+    bad = 0
+    for c in checks:
+        mark = {True: "ok  ", False: "FAIL", None: "info"}[c.ok]
+        bad += c.ok is False
+        print(f"[{mark}] {c.name}: {c.detail}")
+    return 1 if bad else 0
+
+
+def cmd_autostart(args: argparse.Namespace) -> int:
+    """``traceagent autostart enable|disable|status``."""
+    from traceagent import autostart
+
+    if args.action == "enable":
+        st = autostart.enable(headless=args.headless)
+    elif args.action == "disable":
+        st = autostart.disable()
+    else:
+        st = autostart.status()
+    print(("Start at login: on" if st.enabled else "Start at login: off") + (f" ({st.path})" if st.path else ""))
+    if st.detail:
+        print(f"  {st.detail}")
+    return 0
+
+
+def cmd_redact(args: argparse.Namespace) -> int:
+    """``traceagent redact FILE``: what would be hidden (masked, never in full)."""
+    from pathlib import Path
+
+    from traceagent import auth
+    from traceagent.redact import Redactor, preview_file
+
+    ctx = _ctx()
+    path = Path(args.file)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file.")
+    token = auth.find_token(ctx.environ)
+    redactor = Redactor.from_settings(
+        extra_rules=ctx.settings.redact_rules,
+        allowlist=ctx.settings.redact_allowlist,
+        environ=ctx.environ,
+        extra_values=[token.token] if token else [],
+    )
+    counts: dict[str, int] = {}
+    for f in preview_file(path, redactor):
+        counts[f.rule] = counts.get(f.rule, 0) + 1
+        print(f"line {f.line_no}: {f.rule}: {f.masked}")
+    if not counts:
+        print(f"No secrets found in {path} (engine: {redactor.engine_name}).")
+    else:
+        summary = ", ".join(f"{n} {r}" for r, n in sorted(counts.items()))
+        print(f"{sum(counts.values())} secret(s) would be redacted: {summary}.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

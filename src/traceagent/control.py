@@ -1,0 +1,177 @@
+"""One daemon per configuration, and the channel other front ends use to talk to it.
+
+The daemon holds an exclusive lock on ``daemon.lock`` (which records its pid) and serves a
+``multiprocessing.connection`` listener (a Unix socket, or a named pipe on Windows) with a
+per-user auth key. ``traceagent status/pause/resume`` are clients of it: they never start a
+second engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import secrets
+import sys
+import threading
+from collections.abc import Callable
+from multiprocessing.connection import Client, Connection, Listener
+from pathlib import Path
+from typing import IO, Any
+
+from traceagent.errors import AlreadyRunningError
+from traceagent.paths import AppPaths
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class DaemonLock:
+    """An exclusive, crash-safe lock: the OS releases it when the process dies (even kill -9)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh: IO[str] | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise :class:`AlreadyRunningError` with the holder's pid."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+", encoding="ascii")  # noqa: SIM115 - held for the process lifetime
+        try:
+            _lock_file(fh)
+        except OSError:
+            fh.seek(0)
+            text = fh.read().strip()
+            fh.close()
+            raise AlreadyRunningError(int(text) if text.isdigit() else None) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._fh = fh
+
+    def release(self) -> None:
+        """Release the lock."""
+        if self._fh is not None:
+            with contextlib.suppress(OSError):
+                self._fh.seek(0)
+                self._fh.truncate()
+            self._fh.close()
+            self._fh = None
+
+
+def _lock_file(fh: IO[str]) -> None:
+    if sys.platform == "win32":
+        import msvcrt
+
+        fh.seek(0)
+        msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def running_pid(paths: AppPaths) -> int | None:
+    """The pid of the running daemon, or None when none holds the lock."""
+    lock = DaemonLock(paths.lock_file)
+    try:
+        lock.acquire()
+    except AlreadyRunningError as e:
+        return e.pid or -1
+    lock.release()
+    return None
+
+
+def _address(paths: AppPaths) -> tuple[str, str]:
+    if sys.platform == "win32":
+        tag = hashlib.sha256(str(paths.state_dir).encode()).hexdigest()[:16]
+        return rf"\\.\pipe\traceagent-{tag}", "AF_PIPE"
+    return str(paths.control_address), "AF_UNIX"
+
+
+def _authkey(paths: AppPaths, *, create: bool) -> bytes:
+    key_file = paths.control_key
+    if create:
+        key = secrets.token_bytes(32)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key)
+        return key
+    return key_file.read_bytes()
+
+
+class ControlServer:
+    """Serves requests ``{"cmd": ...}`` from clients in a background thread."""
+
+    def __init__(self, paths: AppPaths, handler: Handler) -> None:
+        self.paths = paths
+        self._handler = handler
+        address, family = _address(paths)
+        if family == "AF_UNIX":
+            Path(address).unlink(missing_ok=True)
+        self._listener = Listener(address, family=family, authkey=_authkey(paths, create=True))
+        if family == "AF_UNIX":
+            os.chmod(address, 0o600)
+        self._thread = threading.Thread(target=self._serve, name="traceagent-control", daemon=True)
+        self._closed = False
+
+    def start(self) -> None:
+        """Start accepting clients."""
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop accepting clients and remove the socket."""
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        address, family = _address(self.paths)
+        if family == "AF_UNIX":
+            Path(address).unlink(missing_ok=True)
+
+    def _serve(self) -> None:
+        while not self._closed:
+            try:
+                conn = self._listener.accept()
+            except (OSError, EOFError):
+                if self._closed:
+                    return
+                log.debug("Control connection failed", exc_info=True)
+                continue
+            except Exception:  # e.g. AuthenticationError from a stale client
+                log.warning("Rejected a control connection", exc_info=True)
+                continue
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: Connection) -> None:
+        with conn:
+            try:
+                request = conn.recv()
+                reply = self._handler(request) if isinstance(request, dict) else {"error": "bad request"}
+            except EOFError:
+                return
+            except Exception as e:
+                log.exception("Control request failed")
+                reply = {"error": str(e)}
+            with contextlib.suppress(OSError):
+                conn.send(reply)
+
+
+def request(paths: AppPaths, cmd: str, timeout: float = 10.0, **args: Any) -> dict[str, Any]:
+    """Send one request to the running daemon. Raises ``OSError`` when none answers."""
+    address, family = _address(paths)
+    try:
+        key = _authkey(paths, create=False)
+    except FileNotFoundError:
+        raise ConnectionRefusedError("traceagent is not running") from None
+    conn = Client(address, family=family, authkey=key)
+    with conn:
+        conn.send({"cmd": cmd, **args})
+        if not conn.poll(timeout):
+            raise TimeoutError(f"traceagent did not answer '{cmd}' within {timeout:.0f} s")
+        reply = conn.recv()
+    if not isinstance(reply, dict):
+        raise OSError("unexpected reply from the daemon")
+    return reply

@@ -1,0 +1,722 @@
+"""The engine: one object that the tray and the CLI share (Maestral's facade).
+
+Data flows one way: watcher → debouncer → state (durable queue) → uploader → sink → index.
+The engine owns one worker thread that sleeps on a condition variable until something is
+due (a debounce deadline, a retry time, the end of a timed pause); it never polls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path, PurePosixPath
+
+from traceagent.agents import AGENTS, BY_NAME, home_dir
+from traceagent.agents.base import Root, SessionMeta
+from traceagent.config import Settings
+from traceagent.debounce import Debouncer
+from traceagent.paths import AppPaths
+from traceagent.sinks.base import ErrorKind, Sink, SinkError, UploadItem
+from traceagent.sinks.keys import InvalidKeyError, make_key
+from traceagent.snapshot import SnapshotError, Transform, take_snapshot
+from traceagent.state import StateDB
+from traceagent.status import AgentInfo, Status, SyncState, TraceInfo
+from traceagent.watcher import Watcher, match_root, scan_root
+
+log = logging.getLogger(__name__)
+
+#: Queue-wide backoff after network errors: full jitter, 2 s doubling up to 10 minutes.
+BACKOFF_BASE = 2.0
+BACKOFF_CAP = 600.0
+#: Per-file retry after a read error: 5 s doubling up to an hour.
+FILE_RETRY_BASE = 5.0
+FILE_RETRY_CAP = 3600.0
+NEVER = 1e18  # "until the file changes"
+
+SinkFactory = Callable[[], Sink]
+TransformFactory = Callable[[str], "Transform | None"]
+Listener = Callable[[], None]
+
+
+@dataclasses.dataclass
+class PassResult:
+    """Outcome of one foreground pass (``traceagent sync``)."""
+
+    uploaded: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    pending: int = 0
+    error: str | None = None
+
+
+def enabled_roots(settings: Settings, environ: Mapping[str, str]) -> list[Root]:
+    """The roots of every agent the user has not switched off."""
+    home = home_dir(environ)
+    roots: list[Root] = []
+    for agent in AGENTS:
+        s = settings.agent(agent.name)
+        if s.enabled:
+            roots.extend(agent.roots(environ, home, s.paths))
+    return roots
+
+
+class Engine:
+    """Sync engine facade. Thread-safe; front ends call it from any thread."""
+
+    def __init__(
+        self,
+        paths: AppPaths,
+        settings: Settings,
+        sink_factory: SinkFactory,
+        *,
+        environ: Mapping[str, str] | None = None,
+        transform_factory: TransformFactory | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.paths = paths
+        self.settings = settings
+        self.environ = dict(os.environ if environ is None else environ)
+        self._sink_factory = sink_factory
+        self._transform_factory = transform_factory
+        self._clock = clock
+        self.roots = enabled_roots(settings, self.environ)
+        paths.ensure()
+        self.db = StateDB(paths.state_db)
+        self._cond = threading.Condition()
+        self._debouncer: Debouncer[Path] = Debouncer(settings.debounce_seconds, settings.max_delay_seconds)
+        self._info: dict[Path, tuple[Root, PurePosixPath]] = {}
+        self._scan_requests: list[tuple[Root, Path]] = []
+        self._wake = False
+        self._stopping = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._watcher: Watcher | None = None
+        self._listeners: list[Listener] = []
+        self._sink: Sink | None = None
+        self._sink_ready = False
+        self._uploading = 0
+        self._backoff_until = 0.0
+        self._backoff_failures = 0
+        self._offline_error: str | None = None
+        self._auth_error: str | None = None
+        self._fatal_error: str | None = None
+        self._last_error: str | None = self.db.get("last_error")
+        self._transforms: dict[str, Transform | None] = {}
+        self._logged_file_errors: set[tuple[str, str]] = set()
+        self.signed_in_as: str | None = None
+        self._paused_until = self._load_pause()
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start watching and uploading in background threads."""
+        self._watcher = Watcher(self.roots, self._on_file, self._on_gone, self._on_scan)
+        self._watcher.start()
+        self._thread = threading.Thread(target=self._run, name="traceagent-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 120.0) -> None:
+        """Stop after the upload in flight; pending work stays queued in ``state.db``."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._watcher is not None:
+            self._watcher.stop()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        if self._sink is not None:
+            self._sink.close()
+        self.db.close()
+        log.info("Engine stopped")
+
+    def add_listener(self, callback: Listener) -> None:
+        """``callback()`` runs (in an engine thread) whenever the status may have changed."""
+        self._listeners.append(callback)
+
+    def _changed(self) -> None:
+        for cb in list(self._listeners):
+            try:
+                cb()
+            except Exception:
+                log.exception("Status listener failed")
+
+    # -- controls ------------------------------------------------------------------------------
+
+    def pause(self, until: float | None = None) -> None:
+        """Stop uploading (changes are still recorded). ``until`` is a Unix time, or None."""
+        self._paused_until = float("inf") if until is None else until
+        self.db.put("paused_until", repr(self._paused_until))
+        log.info(
+            "Sync paused%s",
+            "" if until is None else f" until {time.strftime('%H:%M', time.localtime(until))}",
+        )
+        self._poke()
+
+    def resume(self) -> None:
+        """Resume uploading at once."""
+        was = self._paused_until
+        self._paused_until = None
+        self.db.put("paused_until", None)
+        if was is not None:
+            log.info("Sync resumed")
+        self.db.release_all()
+        self._poke()
+
+    def sync_now(self) -> None:
+        """Upload everything that changed now: flush the debouncer, rescan, retry errors."""
+        with self._cond:
+            for path in self._debouncer.pop_all():
+                self._enqueue([path])
+            self._scan_requests.extend((r, r.path) for r in self.roots)
+            self._backoff_until = 0.0
+            self._fatal_error = None
+            self._sink_ready = self._sink_ready and self._auth_error is None
+        self.db.release_all()
+        self._poke()
+
+    def reload_sink(self) -> None:
+        """The token or destination changed: build the sink again and retry everything."""
+        with self._cond:
+            old, self._sink = self._sink, None
+            self._sink_ready = False
+            self._auth_error = None
+            self._fatal_error = None
+            self._backoff_until = 0.0
+        if old is not None:
+            old.close()
+        self.db.release_all()
+        self._poke()
+
+    def _poke(self) -> None:
+        with self._cond:
+            self._wake = True
+            self._cond.notify_all()
+        self._changed()
+
+    def _load_pause(self) -> float | None:
+        raw = self.db.get("paused_until")
+        if raw is None:
+            return None
+        try:
+            until = float(raw)
+        except ValueError:
+            return None
+        return None if until <= self._clock() else until
+
+    @property
+    def paused(self) -> bool:
+        """True while a pause is in force."""
+        until = self._paused_until
+        return until is not None and until > self._clock()
+
+    # -- watcher callbacks (observer thread) ---------------------------------------------------
+
+    def _on_file(self, root: Root, path: Path) -> None:
+        matched = match_root([root], path)
+        if matched is None:
+            return
+        with self._cond:
+            self._info[path] = matched
+            self._debouncer.touch(path, self._clock())
+            self._cond.notify_all()
+
+    def _on_gone(self, root: Root, path: Path) -> None:
+        with self._cond:
+            if path in self._debouncer:
+                self._debouncer.touch(path, self._clock())  # the worker will find it gone
+                self._cond.notify_all()
+                return
+        if self.db.row(str(path)) is not None:
+            log.info("Local file vanished, its remote copy is kept: %s", path)
+            self.db.mark_gone([str(path)])
+            self._changed()
+
+    def _on_scan(self, root: Root, folder: Path) -> None:
+        with self._cond:
+            self._scan_requests.append((root, folder))
+            self._cond.notify_all()
+
+    # -- the worker ----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self.catch_up()
+            while True:
+                with self._cond:
+                    if self._stopping:
+                        return
+                    timeout = self._sleep_time()
+                    if not self._wake and not self._scan_requests and (timeout is None or timeout > 0):
+                        self._cond.wait(timeout)
+                    self._wake = False
+                    if self._stopping:
+                        return
+                    ready = self._debouncer.pop_ready(self._clock())
+                    scans, self._scan_requests = self._scan_requests, []
+                if ready:
+                    self._enqueue(ready)
+                for root, folder in scans:
+                    self._scan(root, folder)
+                if ready or scans:
+                    self._changed()
+                self._drain()
+        except Exception:
+            log.exception("The sync engine stopped on an unexpected error")
+            self._last_error = "The sync engine stopped on an unexpected error; see the log."
+            self._fatal_error = self._last_error
+            self._changed()
+
+    def _sleep_time(self) -> float | None:
+        """Seconds until something is due; None means sleep until an event (idle)."""
+        now = self._clock()
+        deadlines = [d for d in (self._debouncer.next_deadline(),) if d is not None]
+        if self._paused_until is not None and self._paused_until != float("inf"):
+            deadlines.append(self._paused_until)
+        if self._can_upload(now, ignore_backoff=True):
+            due = self.db.next_due_time()
+            if due is not None and due < NEVER:
+                deadlines.append(max(due, self._backoff_until))
+        if not deadlines:
+            return None
+        return max(0.0, min(deadlines) - now)
+
+    def _can_upload(self, now: float, *, ignore_backoff: bool = False) -> bool:
+        if self._paused_until is not None:
+            if self._paused_until > now:
+                return False
+            self._paused_until = None
+            self.db.put("paused_until", None)
+            log.info("Timed pause ended; sync resumed")
+        if self._auth_error or self._fatal_error or self._stopping:
+            return False
+        return ignore_backoff or now >= self._backoff_until
+
+    def catch_up(self) -> None:
+        """Scan every root and queue what differs from what was uploaded (start-up, resume)."""
+        started = time.monotonic()
+        for root in self.roots:
+            if root.path.is_dir():
+                self._scan(root, root.path, forget_missing=True)
+        log.info("Catch-up scan of %d folder(s) took %.2f s", len(self.roots), time.monotonic() - started)
+        self._changed()
+
+    def _scan(self, root: Root, folder: Path, *, forget_missing: bool = False) -> None:
+        known = self.db.checked_stats()
+        queue: list[Path] = []
+        seen: set[str] = set()
+        for path, st in scan_root(root, folder):
+            key = str(path)
+            seen.add(key)
+            ck = known.get(key)
+            if (
+                ck is not None
+                and ck[0] == st.st_size
+                and ck[1] == st.st_mtime_ns
+                and ck[2] in ("ok", "error")
+            ):
+                continue  # unchanged since it was last read: not even opened
+            queue.append(path)
+        if queue:
+            matched = [(p, match_root([root], p)) for p in queue]
+            with self._cond:
+                for p, m in matched:
+                    if m is not None:
+                        self._info[p] = m
+            self._enqueue(queue)
+        if forget_missing:
+            prefix = str(root.path) + os.sep
+            missing = [
+                p
+                for p, (_, _, st) in known.items()
+                if p.startswith(prefix) and p not in seen and st != "gone"
+            ]
+            if missing:
+                log.info(
+                    "%d file(s) under %s vanished locally; their remote copies are kept",
+                    len(missing),
+                    root.path,
+                )
+                self.db.mark_gone(missing)
+
+    def _enqueue(self, paths: list[Path]) -> None:
+        items = []
+        for path in paths:
+            info = self._info.pop(path, None) or match_root(self.roots, path)
+            if info is None:
+                continue
+            root, rel = info
+            agent = BY_NAME[root.agent]
+            try:
+                key = make_key(root.remote, rel)
+            except InvalidKeyError as e:
+                log.warning("Skipping %s: %s", path, e)
+                continue
+            is_trace = not agent.is_subagent(rel) and rel.suffix == ".jsonl"
+            items.append((str(path), root.agent, key, is_trace))
+        if items:
+            self.db.mark_pending(items)
+
+    def _drain(self) -> PassResult:
+        """Upload due files in batches until none is due (or we must stop)."""
+        result = PassResult()
+        while True:
+            now = self._clock()
+            if not self._can_upload(now):
+                break
+            if not self._ensure_sink():
+                break
+            rows = self.db.due(now, self.settings.batch_size)
+            if not rows:
+                break
+            self._upload_batch(rows, result)
+            with self._cond:
+                if self._stopping:
+                    break
+        return result
+
+    def _ensure_sink(self) -> bool:
+        if self._sink_ready:
+            return True
+        try:
+            if self._sink is None:
+                self._sink = self._sink_factory()
+            self._sink.ensure()
+        except SinkError as e:
+            self._handle_sink_error(e, [])
+            return False
+        previous = self.db.get("destination")
+        if previous != self._sink.location:
+            if previous is not None:
+                log.info("Destination changed from %s to %s: every file will be uploaded again",
+                         previous, self._sink.location)
+                self.db.reset_uploads()
+            self.db.put("destination", self._sink.location)
+        self._sink_ready = True
+        self._offline_error = None
+        return True
+
+    def _transform(self, agent: str) -> Transform | None:
+        if self._transform_factory is None:
+            return None
+        if agent not in self._transforms:
+            self._transforms[agent] = self._transform_factory(agent)
+        return self._transforms[agent]
+
+    def _upload_batch(self, rows: list, result: PassResult) -> None:  # type: ignore[type-arg]
+        assert self._sink is not None
+        items: list[UploadItem] = []
+        records: dict[str, tuple[str, int, int, int, str, str | None]] = {}
+        redactions: dict[str, dict[str, int]] = {}
+        for row in rows:
+            prepared = self._prepare(row)
+            if prepared is None:
+                result.unchanged += 1
+                continue
+            item, record, counts = prepared
+            items.append(item)
+            records[item.key] = record
+            redactions[item.key] = counts
+        if not items:
+            return
+        with self._cond:
+            self._uploading = len(items)
+        self._changed()
+        failed: set[str] = set()
+        try:
+            self._sink.upload(items)
+        except SinkError as e:
+            if e.kind is not ErrorKind.PER_FILE or not e.failed_keys:
+                self._handle_sink_error(e, [records[i.key][0] for i in items])
+                result.failed += len(items)
+                result.error = e.message
+                return
+            failed = set(e.failed_keys)
+            self._last_error = e.message
+            for key in failed:
+                if key in records:
+                    self._file_error(records[key][0], e.message, transient=True, row_attempts=0)
+        except Exception as e:  # a bug or an unclassified library error: back off, keep the data
+            log.exception("Unexpected error while uploading %d file(s)", len(items))
+            self._handle_sink_error(
+                SinkError(f"Unexpected upload error: {e}", kind=ErrorKind.TRANSIENT),
+                [records[i.key][0] for i in items],
+            )
+            result.failed += len(items)
+            result.error = str(e)
+            return
+        finally:
+            for item in items:
+                item.spool_path.unlink(missing_ok=True)
+            with self._cond:
+                self._uploading = 0
+        now = self._clock()
+        done = [records[i.key] for i in items if i.key not in failed]
+        total: dict[str, int] = {}
+        for i in items:
+            if i.key not in failed:
+                for rule, n in redactions[i.key].items():
+                    total[rule] = total.get(rule, 0) + n
+        self.db.record_uploaded(done, total, now)
+        result.uploaded += len(done)
+        result.failed += len(failed)
+        self._backoff_failures = 0
+        self._offline_error = None
+        if total:
+            log.info("Redacted %s before upload", ", ".join(f"{n} {r}" for r, n in sorted(total.items())))
+        log.info("Uploaded %d file(s) to %s", len(done), self._sink.location)
+        self._changed()
+
+    def _prepare(
+        self, row: object
+    ) -> tuple[UploadItem, tuple[str, int, int, int, str, str | None], dict[str, int]] | None:
+        from traceagent.state import FileRow
+
+        assert isinstance(row, FileRow)
+        path = Path(row.path)
+        agent = BY_NAME.get(row.agent)
+        if agent is None:
+            self.db.mark_gone([row.path])
+            return None
+        meta = SessionMeta.from_json(row.meta)
+        whole_json = path.suffix == ".json"
+        fresh = dataclasses.replace(meta)
+        try:
+            snap = take_snapshot(
+                path,
+                self.paths.spool_dir,
+                whole_json=whole_json,
+                transform=self._transform(row.agent),
+                feed=None if whole_json else (lambda chunk: agent.feed(fresh, chunk)),
+                feed_from=meta.parsed_bytes,
+                prefix_len=row.up_size,
+            )
+        except FileNotFoundError:
+            log.info("Local file vanished before upload, remote copy kept: %s", path)
+            self.db.mark_gone([row.path])
+            return None
+        except SnapshotError as e:
+            self._file_error(row.path, str(e), transient=False, row_attempts=row.attempts)
+            return None
+        except OSError as e:
+            self._file_error(
+                row.path, f"cannot read: {e.strerror or e}", transient=True, row_attempts=row.attempts
+            )
+            return None
+        rewritten = row.up_size > 0 and snap.prefix_sha256 != row.up_hash
+        if not whole_json and (rewritten or snap.size < meta.parsed_bytes):
+            log.info("%s was rewritten; uploading it whole", path)
+            fresh = self._reparse(agent, path, snap.size)
+        if not whole_json:
+            fresh.parsed_bytes = snap.size
+        meta_json = None if whole_json else fresh.to_json()
+        if (snap.size == row.up_size and snap.sha256 == row.up_hash) or snap.size == 0:
+            snap.discard()
+            self.db.record_checked(row.path, snap.stat_size, snap.stat_mtime_ns, meta_json)
+            return None
+        assert snap.spool_path is not None
+        item = UploadItem(spool_path=snap.spool_path, key=row.key, size=snap.out_size, mtime=snap.mtime)
+        record = (row.path, snap.stat_size, snap.stat_mtime_ns, snap.size, snap.sha256, meta_json)
+        return item, record, snap.redactions
+
+    def _reparse(self, agent: object, path: Path, size: int) -> SessionMeta:
+        from traceagent.agents.base import Agent
+
+        assert isinstance(agent, Agent)
+        meta = SessionMeta()
+        try:
+            with open(path, "rb") as f:
+                done, carry = 0, b""
+                while done < size:
+                    block = f.read(min(1 << 20, size - done))
+                    if not block:
+                        break
+                    done += len(block)
+                    buf = carry + block
+                    cut = buf.rfind(b"\n") + 1
+                    if cut:
+                        agent.feed(meta, buf[:cut])
+                    carry = buf[cut:]
+        except OSError as e:
+            log.warning("Cannot re-read %s for its metadata: %s", path, e.strerror or e)
+        return meta
+
+    def _file_error(self, path: str, message: str, *, transient: bool, row_attempts: int) -> None:
+        if (path, message) not in self._logged_file_errors:
+            self._logged_file_errors.add((path, message))
+            log.warning("Not uploaded: %s: %s", path, message)
+        if transient:
+            delay = min(FILE_RETRY_CAP, FILE_RETRY_BASE * 2**row_attempts) * random.uniform(0.5, 1.0)
+            retry_at = self._clock() + delay
+        else:
+            retry_at = NEVER  # e.g. binary content: try again only when the file changes
+        self.db.record_error(path, message, retry_at)
+        try:
+            st = os.stat(path)
+        except OSError:
+            return
+        if not transient:
+            with self.db.transaction() as c:
+                c.execute(
+                    "UPDATE files SET ck_size = ?, ck_mtime_ns = ? WHERE path = ?",
+                    (st.st_size, st.st_mtime_ns, path),
+                )
+
+    def _handle_sink_error(self, e: SinkError, paths: list[str]) -> None:
+        self._last_error = e.message
+        self.db.put("last_error", e.message)
+        if e.kind is ErrorKind.AUTH:
+            if self._auth_error is None:
+                log.error("%s", e.message)
+            self._auth_error = e.message
+            self._sink_ready = False
+        elif e.kind is ErrorKind.FATAL:
+            if self._fatal_error != e.message:
+                log.error("%s", e.message)
+            self._fatal_error = e.message
+            self._sink_ready = False
+        else:
+            self._backoff_failures += 1
+            delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (self._backoff_failures - 1))
+            delay = random.uniform(delay / 2, delay)
+            if e.retry_after:
+                delay = max(delay, e.retry_after)
+            self._backoff_until = self._clock() + delay
+            self._offline_error = e.message
+            log.warning("%s; retrying in %.0f s", e.message, delay)
+            if paths:
+                self.db.defer(paths, self._backoff_until)
+        self._changed()
+
+    # -- what the front ends show --------------------------------------------------------------
+
+    def status(self) -> Status:
+        """A consistent snapshot of everything the tray and ``status`` show."""
+        counts = self.db.counts()
+        with self._cond:
+            debouncing = len(self._debouncer)
+            uploading = self._uploading
+        pending = debouncing + counts.get("pending", 0)
+        paused = self.paused
+        if self._auth_error:
+            state = SyncState.SIGNIN_NEEDED
+        elif self._fatal_error:
+            state = SyncState.ERROR
+        elif paused:
+            state = SyncState.PAUSED
+        elif self._offline_error:
+            state = SyncState.OFFLINE
+        elif uploading or pending:
+            state = SyncState.SYNCING
+        else:
+            state = SyncState.UP_TO_DATE
+        last = self.db.get("last_upload_at")
+        recent = self.recent_traces(1)
+        sink = self._sink
+        return Status(
+            state=state,
+            paused=paused,
+            paused_until=None if not paused or self._paused_until == float("inf") else self._paused_until,
+            pending=pending,
+            uploading=uploading,
+            uploaded=counts.get("ok", 0) + counts.get("gone", 0),
+            destination=sink.location if sink else (self.settings.destination or ""),
+            destination_kind=sink.kind if sink else "",
+            agents=tuple(self.agents()),
+            last_upload_at=float(last) if last else None,
+            last_error=self._auth_error or self._fatal_error or self._offline_error or self._last_error,
+            last_trace=recent[0] if recent else None,
+            signed_in_as=self.signed_in_as,
+            redactions=self.db.redaction_counts(),
+            issues=counts.get("error", 0),
+            next_retry_at=self._backoff_until if self._offline_error else None,
+            pid=os.getpid(),
+            running=self._thread is not None and self._thread.is_alive(),
+        )
+
+    def agents(self) -> list[AgentInfo]:
+        """Every known agent with its roots, whether detected (a root exists) or enabled."""
+        home = home_dir(self.environ)
+        sessions = self.db.sessions_per_agent()
+        out = []
+        for agent in AGENTS:
+            s = self.settings.agent(agent.name)
+            roots = agent.roots(self.environ, home, s.paths)
+            if not any(r.path.is_dir() for r in roots) and not sessions.get(agent.name):
+                continue  # not installed: simply absent
+            out.append(
+                AgentInfo(
+                    name=agent.name,
+                    display_name=agent.display_name,
+                    roots=tuple(str(r.path) for r in roots),
+                    sessions=sessions.get(agent.name, 0),
+                    enabled=s.enabled,
+                )
+            )
+        return out
+
+    def recent_traces(self, limit: int = 10) -> list[TraceInfo]:
+        """The most recently updated uploaded traces, newest first."""
+        enabled = [a.name for a in AGENTS if self.settings.agent(a.name).enabled]
+        rows = self.db.recent(limit, enabled)
+        out = []
+        for row in rows:
+            meta = SessionMeta.from_json(row.meta)
+            out.append(
+                TraceInfo(
+                    agent=row.agent,
+                    title=meta.display_title,
+                    local_path=row.path,
+                    remote_key=row.key,
+                    url=self._url_for(row.key),
+                    session_id=meta.session_id,
+                    cwd=meta.cwd,
+                    git_branch=meta.git_branch,
+                    model=meta.model,
+                    first_ts=meta.first_ts,
+                    last_ts=meta.last_ts,
+                    uploaded_at=row.uploaded_at,
+                )
+            )
+        return out
+
+    def _url_for(self, key: str) -> str:
+        sink = self._sink
+        if sink is None:
+            try:
+                sink = self._sink = self._sink_factory()
+            except SinkError:
+                return ""
+        return sink.url_for(key)
+
+    # -- foreground use (``traceagent sync``) --------------------------------------------------
+
+    def run_pass(self, progress: Callable[[int, int], None] | None = None) -> PassResult:
+        """Scan and upload everything now, in this thread; the daemon must not be running."""
+        self.catch_up()
+        total = self.db.counts().get("pending", 0)
+        result = PassResult()
+        self.db.release_all()
+        while True:
+            now = self._clock()
+            if not self._ensure_sink():
+                result.error = self._auth_error or self._fatal_error or self._offline_error
+                break
+            rows = self.db.due(now, self.settings.batch_size)
+            if not rows:
+                break
+            self._upload_batch(rows, result)
+            if progress is not None:
+                progress(result.uploaded + result.unchanged + result.failed, total)
+            if self._offline_error or self._auth_error or self._fatal_error:
+                result.error = self._auth_error or self._fatal_error or self._offline_error
+                break
+        result.pending = self.db.counts().get("pending", 0)
+        return result

@@ -1,0 +1,103 @@
+"""The small interface every destination implements.
+
+A sink receives *snapshots*: files in traceagent's spool folder that already hold exactly
+the bytes to publish (complete lines only, secrets redacted). The sink never reads the
+agent's live file, so an append racing with an upload can never be sent half-written.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import enum
+from collections.abc import Sequence
+from pathlib import Path
+
+
+class ErrorKind(enum.Enum):
+    """How the engine should react to a failure (Maestral's "one error funnel")."""
+
+    #: Network down, timeout, 429, 5xx: back off for the whole queue and retry.
+    TRANSIENT = "transient"
+    #: The token was rejected or lacks write access: stop until the token changes.
+    AUTH = "auth"
+    #: Something about this one file (bad key, too large): record it, keep the others going.
+    PER_FILE = "per_file"
+    #: The destination itself is unusable (public bucket refused, folder not writable).
+    FATAL = "fatal"
+
+
+class SinkError(Exception):
+    """A failure classified for the engine.
+
+    ``message`` is user-facing and must never contain a token. ``retry_after`` is the
+    server's ``Retry-After`` in seconds when it sent one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: ErrorKind,
+        retry_after: float | None = None,
+        failed_keys: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+        self.retry_after = retry_after
+        #: For partial batch failures: the remote keys that did not land (the rest did).
+        self.failed_keys = tuple(failed_keys)
+
+
+@dataclasses.dataclass(frozen=True)
+class UploadItem:
+    """One file to publish: ``spool_path`` holds the bytes, ``key`` is the remote path.
+
+    ``mtime`` (seconds) is the source file's modification time, so the remote copy keeps
+    the same mtime that ``hf sync`` would give it.
+    """
+
+    spool_path: Path
+    key: str
+    size: int
+    mtime: float
+
+
+class Sink(abc.ABC):
+    """A destination: a local folder, a Hugging Face bucket, ..."""
+
+    #: Short name shown in status output ("local folder", "Hugging Face bucket").
+    kind: str = "sink"
+
+    @property
+    @abc.abstractmethod
+    def location(self) -> str:
+        """The destination as the user wrote it (``hf://buckets/...`` or a folder path)."""
+
+    @abc.abstractmethod
+    def ensure(self) -> None:
+        """Create or check the destination before the first upload.
+
+        Raises :class:`SinkError` (``FATAL`` for a refused destination, ``AUTH`` for a
+        rejected token, ``TRANSIENT`` when the network is down).
+        """
+
+    @abc.abstractmethod
+    def upload(self, items: Sequence[UploadItem]) -> None:
+        """Publish a batch. Spool files may be consumed (moved) by the sink.
+
+        On success every item is at its key. On a partial failure raise
+        :class:`SinkError` with ``failed_keys`` naming the items that did not land.
+        """
+
+    @abc.abstractmethod
+    def url_for(self, key: str) -> str:
+        """A link a browser can open for ``key`` (the trace viewer, or a file:// URL)."""
+
+    @abc.abstractmethod
+    def browse_url(self) -> str:
+        """A link to the destination as a whole (the bucket page, or the folder)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most sinks hold nothing
+        """Release resources held by the sink."""

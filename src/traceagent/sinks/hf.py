@@ -1,0 +1,574 @@
+"""The Hugging Face Storage Bucket sink: ``hf://buckets/<namespace>/<bucket>[/<prefix>]``.
+
+Uploads go through ``huggingface_hub``'s ``batch_bucket_files`` (hf_xet underneath, so an
+appended session only sends its new chunks). Each item is uploaded *by path* from the
+spool, after ``os.utime`` gave the spool file the source's mtime: the bucket then records
+the same mtime as ``hf sync`` would, and a later ``hf sync`` sees the file as up to date.
+
+Every failure is funnelled into one :class:`~traceagent.sinks.base.SinkError` with an
+:class:`~traceagent.sinks.base.ErrorKind` the engine acts on:
+
+=====================================================  ====================================
+what happened                                          kind
+=====================================================  ====================================
+401 / 403 (Hub or Xet token route)                     ``AUTH`` (stop until the token changes)
+429 (``Retry-After`` / ``RateLimit`` kept), 408, 5xx,  ``TRANSIENT``
+409, network errors, hf_xet ``ConnectionError``
+bucket vanished (404)                                  re-created once, then ``TRANSIENT``
+bad key, file too large, 413, other 4xx on upload      ``PER_FILE`` (``failed_keys``)
+``BucketBatchError`` (some operations refused)         ``PER_FILE`` or ``TRANSIENT``
+public bucket without ``allow_public``                 ``FATAL``
+=====================================================  ====================================
+
+``huggingface_hub`` is imported lazily: importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import re
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from traceagent.sinks.base import ErrorKind, Sink, SinkError, UploadItem
+
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
+
+__all__ = [
+    "BATCH_SIZE",
+    "MAX_FILE_SIZE",
+    "HfSink",
+    "ParsedBucketUri",
+    "classify_error",
+    "hub_errors",
+    "key_problem",
+    "parse_bucket_uri",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Files larger than this are refused (PER_FILE): session traces are a few MB.
+MAX_FILE_SIZE = 1 << 30
+#: Operations per ``batch_bucket_files`` call (the library's own chunk size).
+BATCH_SIZE = 1000
+#: Re-check that the bucket is still private at most this often (seconds).
+PRIVACY_RECHECK_S = 900.0
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+_XET_STATUS_RE = re.compile(r"\((\d{3}) [A-Za-z]")
+_RATELIMIT_RE = re.compile(r";\s*r\s*=\s*(\d+)\s*;\s*t\s*=\s*(\d+)")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_PER_FILE_WORDS = re.compile(
+    r"invalid|not allowed|forbidden|too (large|long|big)|illegal|reserved|unsupported|malformed",
+    re.IGNORECASE,
+)
+
+
+# --------------------------------------------------------------------------- keys and URIs
+def key_problem(key: str) -> str | None:
+    """Why ``key`` breaks the bucket key rules, or ``None`` when it is fine.
+
+    The rules are the Hub's documented object-key rules (no leading or trailing ``/``, no
+    ``//``, no ``../``, no leading ``./``, no trailing ``..``, no ``\\`` or NUL), plus
+    what keeps viewer URLs sane: no ``.``/``..`` segments, no control characters, at most
+    1024 bytes of UTF-8.
+    """
+    if not key:
+        return "the key is empty"
+    if key.startswith("/") or key.endswith("/"):
+        return "a key must not start or end with '/'"
+    if "//" in key:
+        return "a key must not contain '//'"
+    if "\\" in key:
+        return "a key must not contain '\\'"
+    if "\x00" in key or _CONTROL_RE.search(key):
+        return "a key must not contain control characters"
+    if any(part in (".", "..") for part in key.split("/")):
+        return "a key must not contain '.' or '..' path segments"
+    if len(key.encode("utf-8", "surrogatepass")) > 1024:
+        return "a key must be at most 1024 bytes long"
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return "a key must be valid Unicode"
+    return None
+
+
+class ParsedBucketUri:
+    """``hf://buckets/<namespace>/<bucket>[/<prefix>]`` split into its parts."""
+
+    __slots__ = ("bucket", "namespace", "prefix")
+
+    def __init__(self, namespace: str, bucket: str, prefix: str) -> None:
+        self.namespace = namespace
+        self.bucket = bucket
+        self.prefix = prefix
+
+    @property
+    def bucket_id(self) -> str:
+        """``namespace/bucket``."""
+        return f"{self.namespace}/{self.bucket}"
+
+    def __repr__(self) -> str:
+        return f"ParsedBucketUri({self.namespace!r}, {self.bucket!r}, {self.prefix!r})"
+
+
+def parse_bucket_uri(uri: str) -> ParsedBucketUri:
+    """Parse ``hf://buckets/<namespace>/<bucket>[/<prefix>]``.
+
+    Raises :class:`ValueError` with a message meant for the user when ``uri`` is not one.
+    """
+    head = "hf://buckets/"
+    if not uri.startswith(head):
+        raise ValueError(
+            f"not a Hugging Face bucket URI (expected hf://buckets/<namespace>/<bucket>): {uri!r}"
+        )
+    parts = uri[len(head) :].strip("/").split("/", 2)
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        raise ValueError(f"a bucket URI needs a namespace and a bucket name: {uri!r}")
+    namespace, bucket = parts[0], parts[1]
+    for what, name in (("namespace", namespace), ("bucket name", bucket)):
+        if not _NAME_RE.match(name) or ".." in name or name.endswith("."):
+            raise ValueError(f"invalid {what} {name!r} in {uri!r}")
+    prefix = parts[2].strip("/") if len(parts) == 3 else ""
+    if prefix:
+        problem = key_problem(prefix)
+        if problem:
+            raise ValueError(f"invalid prefix {prefix!r} in {uri!r}: {problem}")
+    return ParsedBucketUri(namespace, bucket, prefix)
+
+
+# --------------------------------------------------------------------------- error funnel
+def _scrub(text: str, token: str | None) -> str:
+    """``text`` with ``token`` (and anything that looks like an HF token) masked."""
+    if token:
+        text = text.replace(token, "hf_***")
+    return re.sub(r"\bhf_[A-Za-z0-9]{8,}\b", "hf_***", text)
+
+
+def _status_of(exc: BaseException) -> int | None:
+    """The HTTP status behind ``exc``: from its response, or from hf_xet's message text."""
+    response = getattr(exc, "response", None)
+    code = getattr(response, "status_code", None)
+    if isinstance(code, int):
+        return code
+    if isinstance(exc, (ConnectionError, RuntimeError, OSError)):
+        m = _XET_STATUS_RE.search(str(exc))
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    """Seconds the server asked us to wait (``Retry-After`` or ``RateLimit: ...;t=N``)."""
+    response = getattr(exc, "response", None)
+    headers: Mapping[str, str] | None = getattr(response, "headers", None)
+    if not headers:
+        return None
+    lower = {k.lower(): v for k, v in headers.items()}
+    m = _RATELIMIT_RE.search(lower.get("ratelimit", ""))
+    if m and int(m.group(1)) == 0:  # '"api";r=0;t=55': quota exhausted, resets in t seconds
+        return float(m.group(2))
+    value = lower.get("retry-after")
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _short(exc: BaseException, token: str | None) -> str:
+    """A one-line, token-free description of ``exc`` for messages."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    first = _scrub(first, token)
+    if len(first) > 300:
+        first = first[:297] + "..."
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def classify_error(
+    exc: BaseException, *, bucket_id: str, token: str | None, during: str = "upload"
+) -> SinkError:
+    """Map an exception from ``huggingface_hub``/``hf_xet``/``httpx2`` to a :class:`SinkError`.
+
+    ``during`` is ``"upload"`` or ``"ensure"``: an unexpected 4xx is a per-file problem
+    while uploading, but makes the destination unusable while setting it up.
+    The message never contains the token.
+    """
+    status = _status_of(exc)
+    detail = _short(exc, token)
+    if status == 401:
+        return SinkError(
+            "Hugging Face rejected the token (401): it is invalid, expired or was revoked. "
+            "Sign in again with `traceagent login` (or set HF_TOKEN).",
+            kind=ErrorKind.AUTH,
+        )
+    if status == 403 or type(exc).__name__ == "XetAuthenticationError":
+        return SinkError(
+            f"Hugging Face refused access to bucket {bucket_id} (403): the token has no write permission "
+            "there. Sign in with a token that has write access (`traceagent login`).",
+            kind=ErrorKind.AUTH,
+        )
+    if status == 429:
+        return SinkError(
+            f"Hugging Face is rate-limiting requests (429) for bucket {bucket_id}; will retry later.",
+            kind=ErrorKind.TRANSIENT,
+            retry_after=_retry_after(exc),
+        )
+    if status is not None and (status >= 500 or status in (408, 409, 425)):
+        return SinkError(
+            f"Hugging Face answered {status} for bucket {bucket_id}; will retry later ({detail}).",
+            kind=ErrorKind.TRANSIENT,
+            retry_after=_retry_after(exc),
+        )
+    if status == 404:
+        return SinkError(
+            f"Bucket {bucket_id} was not found (404) and could not be created: check the name, "
+            "and that the token may create buckets in that namespace.",
+            kind=ErrorKind.FATAL if during == "ensure" else ErrorKind.TRANSIENT,
+        )
+    if status == 413:
+        return SinkError(
+            f"Hugging Face refused the upload as too large (413) ({detail}).", kind=ErrorKind.PER_FILE
+        )
+    if status is not None and 400 <= status < 500:
+        return SinkError(
+            f"Hugging Face refused the request ({status}) for bucket {bucket_id} ({detail}).",
+            kind=ErrorKind.FATAL if during == "ensure" else ErrorKind.PER_FILE,
+        )
+    return SinkError(
+        f"Could not reach Hugging Face for bucket {bucket_id}; will retry later ({detail}).",
+        kind=ErrorKind.TRANSIENT,
+    )
+
+
+def _bucket_vanished(exc: BaseException) -> bool:
+    """True for a 404 meaning "this bucket does not exist (any more)"."""
+    if type(exc).__name__ == "BucketNotFoundError":
+        return True
+    return _status_of(exc) == 404
+
+
+def hub_errors() -> tuple[type[BaseException], ...]:
+    """What a Hub call raises besides our own errors: ``OSError`` (``HfHubHTTPError``,
+    hf_xet's ``ConnectionError``), the HTTP library's errors (``httpx2`` in huggingface_hub
+    2.x, ``httpx`` in 1.x: network errors are not wrapped) and hf_xet's ``RuntimeError``."""
+    errors: list[type[BaseException]] = [OSError, RuntimeError]
+    for name in ("httpx2", "httpx"):
+        try:
+            errors.append(importlib.import_module(name).HTTPError)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(errors)
+
+
+# --------------------------------------------------------------------------- the sink
+class HfSink(Sink):
+    """Publish spool files into a private Hugging Face Storage Bucket.
+
+    ``uri`` is ``hf://buckets/<namespace>/<bucket>[/<prefix>]``; every item's key lands at
+    ``<prefix>/<key>``. ``token`` may be ``None`` (not signed in): every call then fails
+    with an ``AUTH`` :class:`SinkError`. ``endpoint`` overrides the Hub URL (tests, mirrors).
+    ``url_template`` overrides the viewer link; its format fields are ``{namespace}``,
+    ``{bucket}``, ``{path}`` (percent-encoded, ``/`` kept) and ``{endpoint}``.
+    ``api`` injects a ready ``HfApi`` (tests).
+    """
+
+    kind = "Hugging Face bucket"
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        token: str | None,
+        endpoint: str | None = None,
+        allow_public: bool = False,
+        url_template: str | None = None,
+        api: HfApi | None = None,
+        max_file_size: int = MAX_FILE_SIZE,
+        privacy_recheck_s: float = PRIVACY_RECHECK_S,
+    ) -> None:
+        self._uri = uri
+        self._parsed = parse_bucket_uri(uri)
+        self._token = token or None
+        self._endpoint = endpoint.rstrip("/") if endpoint else None
+        self.allow_public = allow_public
+        self._url_template = url_template
+        self._api = api
+        self.max_file_size = max_file_size
+        self.privacy_recheck_s = privacy_recheck_s
+        self._ensured_at: float | None = None
+        if url_template is not None:
+            try:
+                url_template.format(namespace="ns", bucket="b", path="p", endpoint="https://e")
+            except (KeyError, IndexError, ValueError) as e:
+                raise ValueError(
+                    f"invalid viewer URL template {url_template!r}: use only {{namespace}}, {{bucket}}, "
+                    f"{{path}} and {{endpoint}} ({e})"
+                ) from None
+
+    def __repr__(self) -> str:
+        return f"HfSink({self._uri!r}, endpoint={self._endpoint!r}, allow_public={self.allow_public})"
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def location(self) -> str:
+        """The destination URI as configured."""
+        return self._uri
+
+    @property
+    def bucket_id(self) -> str:
+        """``namespace/bucket``."""
+        return self._parsed.bucket_id
+
+    @property
+    def namespace(self) -> str:
+        """The bucket's namespace (user or organization)."""
+        return self._parsed.namespace
+
+    @property
+    def bucket(self) -> str:
+        """The bucket's name."""
+        return self._parsed.bucket
+
+    @property
+    def prefix(self) -> str:
+        """The folder inside the bucket every key goes under ("" for the root)."""
+        return self._parsed.prefix
+
+    @property
+    def endpoint(self) -> str:
+        """The Hub URL in use (``HF_ENDPOINT`` or https://huggingface.co when not given)."""
+        if self._endpoint:
+            return self._endpoint
+        from huggingface_hub import constants
+
+        return constants.ENDPOINT.rstrip("/")
+
+    def remote_key(self, key: str) -> str:
+        """Where ``key`` lands in the bucket (``<prefix>/<key>``)."""
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    # ------------------------------------------------------------------ links
+    def url_for(self, key: str) -> str:
+        """The browser page of ``key`` (the trace viewer): ``.../buckets/<ns>/<b>/tree/<path>``."""
+        path = self.remote_key(key.strip("/"))
+        if self._url_template is not None:
+            return self._url_template.format(
+                namespace=self.namespace,
+                bucket=self.bucket,
+                path=quote(path, safe="/"),
+                endpoint=self.endpoint,
+            )
+        from huggingface_hub import parse_hf_uri
+
+        try:
+            return parse_hf_uri(f"hf://buckets/{self.bucket_id}/{path}").to_url(endpoint=self.endpoint)
+        except ValueError:  # a path the parser dislikes: build the same route by hand
+            return f"{self.endpoint}/buckets/{self.bucket_id}/tree/{quote(path, safe='/')}"
+
+    def browse_url(self) -> str:
+        """The bucket's landing page."""
+        from huggingface_hub import parse_hf_uri
+
+        return parse_hf_uri(f"hf://buckets/{self.bucket_id}").to_url(endpoint=self.endpoint)
+
+    # ------------------------------------------------------------------ API
+    def _get_api(self) -> HfApi:
+        if self._token is None:
+            raise SinkError(
+                "Not signed in to Hugging Face: run `traceagent login` or set HF_TOKEN.", kind=ErrorKind.AUTH
+            )
+        if self._api is None:
+            from huggingface_hub import HfApi
+            from huggingface_hub.utils.tqdm import disable_progress_bars
+
+            from traceagent import __version__
+
+            disable_progress_bars()  # a daemon has no terminal to draw them on
+            self._api = HfApi(
+                endpoint=self._endpoint,
+                token=self._token,
+                library_name="traceagent",
+                library_version=__version__,
+            )
+        return self._api
+
+    def ensure(self) -> None:
+        """Create the bucket (private) if needed and refuse a public one unless allowed.
+
+        Raises :class:`SinkError`: ``FATAL`` for a public bucket (without ``allow_public``)
+        or an unusable name, ``AUTH`` for a rejected token, ``TRANSIENT`` for network trouble.
+        """
+        api = self._get_api()
+        errors = hub_errors()
+        try:
+            api.create_bucket(self.bucket_id, private=True, exist_ok=True)
+            info = api.bucket_info(self.bucket_id)
+        except errors as e:
+            err = classify_error(e, bucket_id=self.bucket_id, token=self._token, during="ensure")
+            logger.warning("preparing bucket %s failed: %s", self.bucket_id, err.message)
+            raise err from None
+        if not info.private and not self.allow_public:
+            raise SinkError(
+                f"Bucket {self.bucket_id} is public: traceagent will not upload session traces (they hold "
+                f"prompts, code and maybe secrets) to a public bucket. Make it private in its settings "
+                f"({self.browse_url()}/settings), or set allow_public = true if you really mean it.",
+                kind=ErrorKind.FATAL,
+            )
+        if not info.private:
+            logger.warning(
+                "bucket %s is public; uploading anyway because allow_public is set", self.bucket_id
+            )
+        self._ensured_at = time.monotonic()
+
+    def _ensure_fresh(self) -> None:
+        if self._ensured_at is None or time.monotonic() - self._ensured_at > self.privacy_recheck_s:
+            self.ensure()
+
+    def upload(self, items: Sequence[UploadItem]) -> None:
+        """Upload ``items`` (by path, with their mtimes) in batches of up to :data:`BATCH_SIZE`.
+
+        On any failure raises :class:`SinkError` whose ``failed_keys`` lists every item key
+        (``UploadItem.key``, without the prefix) that did not land; the others did.
+        """
+        if not items:
+            return
+        last: dict[str, UploadItem] = {}
+        for item in items:  # the same key twice in one batch: the later snapshot wins
+            last.pop(item.key, None)
+            last[item.key] = item
+        per_file: dict[str, str] = {}
+        ready: list[tuple[UploadItem, str]] = []
+        for item in last.values():
+            problem = self._prepare(item)
+            if problem is None:
+                ready.append((item, self.remote_key(item.key)))
+            else:
+                per_file[item.key] = problem
+                logger.warning("not uploading %s: %s", item.key, problem)
+
+        if ready:
+            try:
+                self._ensure_fresh()
+            except SinkError as e:
+                raise self._with_failed(e, [it.key for it, _ in ready] + list(per_file)) from None
+
+        for start in range(0, len(ready), BATCH_SIZE):
+            chunk = ready[start : start + BATCH_SIZE]
+            try:
+                per_file.update(self._upload_chunk(chunk))
+            except SinkError as e:
+                chunk_failed = list(e.failed_keys) or [it.key for it, _ in chunk]
+                later = [it.key for it, _ in ready[start + BATCH_SIZE :]]
+                raise self._with_failed(e, chunk_failed + later + list(per_file)) from None
+
+        if per_file:
+            keys = list(per_file)
+            first = keys[0]
+            more = f" (and {len(keys) - 1} more)" if len(keys) > 1 else ""
+            raise SinkError(
+                f"{len(keys)} file(s) could not be uploaded: {first}: {per_file[first]}{more}",
+                kind=ErrorKind.PER_FILE,
+                failed_keys=keys,
+            )
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _with_failed(err: SinkError, keys: Sequence[str]) -> SinkError:
+        seen = dict.fromkeys(keys)
+        return SinkError(err.message, kind=err.kind, retry_after=err.retry_after, failed_keys=list(seen))
+
+    def _prepare(self, item: UploadItem) -> str | None:
+        """Check one item and stamp its spool file's mtime. Returns why it can't go, or None."""
+        problem = key_problem(item.key) or key_problem(self.remote_key(item.key))
+        if problem:
+            return f"invalid bucket key {item.key!r}: {problem}"
+        try:
+            st = os.stat(item.spool_path)
+        except OSError as e:
+            return f"spool file unreadable ({type(e).__name__}: {e.strerror or e})"
+        if st.st_size > self.max_file_size:
+            return (
+                f"file too large for traceagent ({st.st_size / 1e9:.2f} GB; the limit is "
+                f"{self.max_file_size / 1e9:.2f} GB)"
+            )
+        if not os.access(item.spool_path, os.R_OK):
+            return "spool file unreadable (permission denied)"
+        try:
+            os.utime(item.spool_path, (st.st_atime, item.mtime))
+        except OSError as e:
+            logger.debug("could not set the mtime of %s: %s", item.spool_path, e)
+        return None
+
+    def _upload_chunk(
+        self, chunk: Sequence[tuple[UploadItem, str]], *, retried: bool = False
+    ) -> dict[str, str]:
+        """Send one ``batch_bucket_files`` call. Returns per-file failures (key -> reason)
+        reported by the server; raises :class:`SinkError` when the whole call failed."""
+        from huggingface_hub.errors import BucketBatchError
+
+        api = self._get_api()
+        by_remote = {remote: item.key for item, remote in chunk}
+        try:
+            api.batch_bucket_files(
+                self.bucket_id, add=[(str(item.spool_path), remote) for item, remote in chunk]
+            )
+        except BucketBatchError as e:
+            return self._batch_failures(e, by_remote)
+        except hub_errors() as e:
+            if _bucket_vanished(e) and not retried:
+                logger.warning("bucket %s seems to have vanished; creating it again", self.bucket_id)
+                self._ensured_at = None
+                self.ensure()
+                return self._upload_chunk(chunk, retried=True)
+            err = classify_error(e, bucket_id=self.bucket_id, token=self._token)
+            logger.warning("upload of %d file(s) to %s failed: %s", len(chunk), self.bucket_id, err.message)
+            if err.kind is ErrorKind.PER_FILE:
+                return dict.fromkeys((item.key for item, _ in chunk), err.message)
+            raise err from None
+        total = sum(item.size for item, _ in chunk)
+        logger.info("uploaded %d file(s), %d bytes, to %s", len(chunk), total, self.location)
+        return {}
+
+    def _batch_failures(self, exc: Any, by_remote: Mapping[str, str]) -> dict[str, str]:
+        """Per-file failures from a ``BucketBatchError``; raises TRANSIENT when the server's
+        reasons don't look like something wrong with the files themselves."""
+        failures: list[dict[str, str]] = list(getattr(exc, "failures", None) or [])
+        failed: dict[str, str] = {}
+        transient = False
+        for f in failures:
+            key = by_remote.get(str(f.get("path", "")))
+            reason = _scrub(str(f.get("error") or "refused by the server"), self._token)
+            if key is None:
+                continue
+            failed[key] = f"refused by Hugging Face: {reason}"
+            if not _PER_FILE_WORDS.search(reason):
+                transient = True
+        if not failed:  # the server named nothing we sent: consider the whole chunk failed
+            failed = dict.fromkeys(by_remote.values(), "refused by Hugging Face")
+            transient = True
+        logger.warning("%d of %d file(s) refused by bucket %s", len(failed), len(by_remote), self.bucket_id)
+        if transient:
+            first = next(iter(failed))
+            raise SinkError(
+                f"Hugging Face did not store {len(failed)} file(s) in bucket {self.bucket_id} "
+                f"(e.g. {first}: {failed[first]}); will retry them.",
+                kind=ErrorKind.TRANSIENT,
+                failed_keys=list(failed),
+            )
+        return failed

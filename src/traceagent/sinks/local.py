@@ -1,0 +1,110 @@
+"""A folder with the bucket layout: the embedded default, and handy for a NAS or synced folder.
+
+Writes are atomic: the spool file is renamed into place when it is on the same disk, else
+copied to a temp file beside the target and renamed, so a reader (or a crash) never sees a
+half-written transcript.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from traceagent.sinks.base import ErrorKind, Sink, SinkError, UploadItem
+from traceagent.sinks.keys import InvalidKeyError, check_key
+
+log = logging.getLogger(__name__)
+
+TMP_DIR = ".traceagent-tmp"
+
+
+def folder_from_destination(destination: str) -> Path:
+    """``/path``, ``~/path`` or ``file:///path`` to a folder path."""
+    if destination.startswith("file://"):
+        return Path(unquote(urlsplit(destination).path))
+    return Path(destination).expanduser()
+
+
+class LocalFolderSink(Sink):
+    """Mirror into ``root/<key>``."""
+
+    kind = "local folder"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.absolute()
+
+    @property
+    def location(self) -> str:
+        """The folder path."""
+        return str(self.root)
+
+    def ensure(self) -> None:
+        """Create the folder; clear temp files a crash may have left."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".traceagent-probe-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise SinkError(
+                f"Cannot write to the destination folder {self.root}: {e.strerror or e}", kind=ErrorKind.FATAL
+            ) from None
+        shutil.rmtree(self.root / TMP_DIR, ignore_errors=True)
+
+    def upload(self, items: Sequence[UploadItem]) -> None:
+        """Move (or copy) each spool file to its key; per-file failures are collected."""
+        failed: list[str] = []
+        messages: list[str] = []
+        for item in items:
+            try:
+                check_key(item.key)
+                self._place(item)
+            except InvalidKeyError as e:
+                failed.append(item.key)
+                messages.append(f"{item.key}: {e}")
+            except OSError as e:
+                if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+                    # The whole destination is unusable right now: retry the queue later.
+                    raise SinkError(
+                        f"Destination folder {self.root}: {e.strerror}", kind=ErrorKind.TRANSIENT
+                    ) from None
+                failed.append(item.key)
+                messages.append(f"{item.key}: {e.strerror or e}")
+        tmp = self.root / TMP_DIR
+        if tmp.exists():
+            with_contents = any(tmp.iterdir())
+            if not with_contents:
+                tmp.rmdir()
+        if failed:
+            raise SinkError("; ".join(messages), kind=ErrorKind.PER_FILE, failed_keys=failed)
+
+    def _place(self, item: UploadItem) -> None:
+        target = self.root / item.key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.utime(item.spool_path, (item.mtime, item.mtime))
+        try:
+            os.replace(item.spool_path, target)
+            return
+        except OSError as e:
+            if e.errno != errno.EXDEV:
+                raise
+        # Different disk: copy next to the target, then rename atomically.
+        tmp_dir = self.root / TMP_DIR
+        tmp_dir.mkdir(exist_ok=True)
+        tmp = tmp_dir / f"{os.getpid()}-{target.name}"
+        shutil.copy2(item.spool_path, tmp)
+        os.replace(tmp, target)
+        item.spool_path.unlink(missing_ok=True)
+
+    def url_for(self, key: str) -> str:
+        """A ``file://`` URL of the copy."""
+        return (self.root / key).as_uri()
+
+    def browse_url(self) -> str:
+        """A ``file://`` URL of the folder."""
+        return self.root.as_uri()

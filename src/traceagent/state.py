@@ -1,0 +1,302 @@
+"""``state.db``: the durable ledger and queue (SQLite in WAL mode).
+
+One row per known transcript. A row is "in step" when the bytes last uploaded (``up_size``
+bytes with hash ``up_hash``) are what the file's complete lines hold now. The stat seen at
+the last check (``ck_size``, ``ck_mtime_ns``) lets a restart skip unchanged files with a
+``stat`` and no read. Nothing is recorded as uploaded until the sink call returned, so a
+kill -9 at any moment loses nothing: whatever differs is simply pending again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY,
+    agent TEXT NOT NULL,
+    key TEXT NOT NULL,
+    is_trace INTEGER NOT NULL DEFAULT 1,
+    status TEXT NOT NULL DEFAULT 'pending',
+    ck_size INTEGER,
+    ck_mtime_ns INTEGER,
+    up_size INTEGER NOT NULL DEFAULT 0,
+    up_hash TEXT,
+    uploaded_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL DEFAULT 0,
+    last_error TEXT,
+    meta TEXT
+);
+CREATE INDEX IF NOT EXISTS files_queue ON files(status, next_attempt_at);
+CREATE INDEX IF NOT EXISTS files_recent ON files(is_trace, ck_mtime_ns);
+CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT);
+CREATE TABLE IF NOT EXISTS redactions (rule TEXT PRIMARY KEY, count INTEGER NOT NULL);
+"""
+
+#: Row statuses.
+PENDING = "pending"  #: differs from the remote copy; queued
+OK = "ok"  #: in step (a torn last line may be waiting, which is not a difference)
+ERROR = "error"  #: a per-file problem; retried with backoff and whenever the file changes
+GONE = "gone"  #: the local file vanished; its remote copy is kept
+
+
+@dataclasses.dataclass(frozen=True)
+class FileRow:
+    """One row of the ``files`` table."""
+
+    path: str
+    agent: str
+    key: str
+    is_trace: bool
+    status: str
+    ck_size: int | None
+    ck_mtime_ns: int | None
+    up_size: int
+    up_hash: str | None
+    uploaded_at: float | None
+    attempts: int
+    next_attempt_at: float
+    last_error: str | None
+    meta: str | None
+
+
+_COLUMNS = ", ".join(f.name for f in dataclasses.fields(FileRow))
+
+
+class StateDB:
+    """Thread-safe access to ``state.db``. One connection, serialised by a lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._conn = self._open(path)
+
+    @staticmethod
+    def _open(path: Path) -> sqlite3.Connection:
+        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable across a process crash in WAL mode (only power loss can roll
+            # back the last transactions, and then the files are simply pending again).
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_SCHEMA)
+            conn.execute("INSERT OR IGNORE INTO kv(k, v) VALUES('schema', ?)", (str(SCHEMA_VERSION),))
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            # A corrupt ledger is rebuilt from the disk scan: uploads are idempotent.
+            broken = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+            log.error(
+                "State database %s is unreadable (%s); moved it to %s and starting afresh", path, e, broken
+            )
+            path.rename(broken)
+            for suffix in ("-wal", "-shm"):
+                Path(str(path) + suffix).unlink(missing_ok=True)
+            return StateDB._open(path)
+        return conn
+
+    def close(self) -> None:
+        """Close the connection (checkpoints the WAL)."""
+        with self._lock:
+            self._conn.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (BEGIN IMMEDIATE ... COMMIT)."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    # -- key/value settings the machine keeps (pause, destination in use, ...) -----------------
+
+    def get(self, key: str) -> str | None:
+        """A value of the ``kv`` table."""
+        with self._lock:
+            row = self._conn.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def put(self, key: str, value: str | None) -> None:
+        """Set (or with None delete) a value of the ``kv`` table."""
+        with self._lock:
+            if value is None:
+                self._conn.execute("DELETE FROM kv WHERE k = ?", (key,))
+            else:
+                self._conn.execute("INSERT OR REPLACE INTO kv(k, v) VALUES(?, ?)", (key, value))
+
+    # -- files ---------------------------------------------------------------------------------
+
+    def row(self, path: str) -> FileRow | None:
+        """The row of one file."""
+        with self._lock:
+            r = self._conn.execute(f"SELECT {_COLUMNS} FROM files WHERE path = ?", (path,)).fetchone()
+        return None if r is None else FileRow(*r)
+
+    def checked_stats(self) -> dict[str, tuple[int | None, int | None, str]]:
+        """``path -> (ck_size, ck_mtime_ns, status)`` for every row: the restart fast path."""
+        with self._lock:
+            rows = self._conn.execute("SELECT path, ck_size, ck_mtime_ns, status FROM files").fetchall()
+        return {p: (s, m, st) for p, s, m, st in rows}
+
+    def mark_pending(self, items: Iterable[tuple[str, str, str, bool]]) -> int:
+        """Queue files ``(path, agent, key, is_trace)``; new files get a row. Returns the count.
+
+        A file in the error state is queued again at once: it changed, so the error may be gone.
+        """
+        n = 0
+        with self.transaction() as c:
+            for path, agent, key, is_trace in items:
+                c.execute(
+                    "INSERT INTO files(path, agent, key, is_trace, status) VALUES(?, ?, ?, ?, 'pending') "
+                    "ON CONFLICT(path) DO UPDATE SET status = 'pending', next_attempt_at = 0, "
+                    "agent = excluded.agent, key = excluded.key, is_trace = excluded.is_trace",
+                    (path, agent, key, int(is_trace)),
+                )
+                n += 1
+        return n
+
+    def mark_gone(self, paths: Iterable[str]) -> None:
+        """The files vanished locally. Their rows (and remote copies) stay."""
+        with self.transaction() as c:
+            c.executemany("UPDATE files SET status = 'gone' WHERE path = ?", [(p,) for p in paths])
+
+    def due(self, now: float, limit: int, exclude: Sequence[str] = ()) -> list[FileRow]:
+        """Queued files whose next attempt time has come, oldest attempt first."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM files WHERE status IN ('pending', 'error') AND next_attempt_at <= ? "
+                "ORDER BY attempts, next_attempt_at LIMIT ?",
+                (now, limit + len(exclude)),
+            ).fetchall()
+        skip = set(exclude)
+        return [FileRow(*r) for r in rows if r[0] not in skip][:limit]
+
+    def next_due_time(self) -> float | None:
+        """When the next queued file becomes due (None when the queue is empty)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT MIN(next_attempt_at) FROM files WHERE status IN ('pending', 'error')"
+            ).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def record_checked(self, path: str, size: int, mtime_ns: int, meta: str | None) -> None:
+        """The file was read and holds nothing new to upload (e.g. only a torn last line)."""
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE files SET status = 'ok', ck_size = ?, ck_mtime_ns = ?, attempts = 0, "
+                "last_error = NULL, meta = COALESCE(?, meta) WHERE path = ?",
+                (size, mtime_ns, meta, path),
+            )
+
+    def record_uploaded(
+        self,
+        entries: Sequence[tuple[str, int, int, int, str, str | None]],
+        redactions: dict[str, int],
+        now: float,
+    ) -> None:
+        """Uploads that landed: ``(path, ck_size, ck_mtime_ns, up_size, up_hash, meta)``."""
+        with self.transaction() as c:
+            c.executemany(
+                "UPDATE files SET status = 'ok', ck_size = ?, ck_mtime_ns = ?, up_size = ?, up_hash = ?, "
+                "uploaded_at = ?, attempts = 0, next_attempt_at = 0, last_error = NULL, "
+                "meta = COALESCE(?, meta) WHERE path = ?",
+                [(s, m, us, uh, now, meta, p) for p, s, m, us, uh, meta in entries],
+            )
+            for rule, count in redactions.items():
+                c.execute(
+                    "INSERT INTO redactions(rule, count) VALUES(?, ?) "
+                    "ON CONFLICT(rule) DO UPDATE SET count = count + excluded.count",
+                    (rule, count),
+                )
+            c.execute("INSERT OR REPLACE INTO kv(k, v) VALUES('last_upload_at', ?)", (repr(now),))
+
+    def record_error(self, path: str, message: str, retry_at: float) -> None:
+        """A per-file failure: keep it queued, retry at ``retry_at``."""
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE files SET status = 'error', attempts = attempts + 1, next_attempt_at = ?, "
+                "last_error = ? WHERE path = ?",
+                (retry_at, message, path),
+            )
+
+    def defer(self, paths: Iterable[str], retry_at: float) -> None:
+        """Postpone queued files (queue-wide backoff) without counting a per-file failure."""
+        with self.transaction() as c:
+            c.executemany(
+                "UPDATE files SET next_attempt_at = ? WHERE path = ? AND status IN ('pending', 'error')",
+                [(retry_at, p) for p in paths],
+            )
+
+    def release_all(self) -> None:
+        """Make every queued file due now ("Sync now", resume, a new token)."""
+        with self._lock:
+            self._conn.execute("UPDATE files SET next_attempt_at = 0 WHERE status IN ('pending', 'error')")
+
+    def reset_uploads(self) -> None:
+        """The destination changed: every file must be uploaded again."""
+        with self._lock:
+            self._conn.execute(
+                "UPDATE files SET up_size = 0, up_hash = NULL, uploaded_at = NULL, ck_size = NULL, "
+                "ck_mtime_ns = NULL, status = CASE WHEN status = 'gone' THEN 'gone' ELSE 'pending' END, "
+                "attempts = 0, next_attempt_at = 0"
+            )
+
+    # -- what the front ends show --------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """Rows per status."""
+        with self._lock:
+            rows = self._conn.execute("SELECT status, COUNT(*) FROM files GROUP BY status").fetchall()
+        return {str(s): int(n) for s, n in rows}
+
+    def sessions_per_agent(self) -> dict[str, int]:
+        """How many traces (not subagent files) each agent has in the index."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT agent, COUNT(*) FROM files WHERE is_trace = 1 GROUP BY agent"
+            ).fetchall()
+        return {str(a): int(n) for a, n in rows}
+
+    def recent(self, limit: int, agents: Sequence[str] | None = None) -> list[FileRow]:
+        """Uploaded traces, most recently modified first."""
+        sql = f"SELECT {_COLUMNS} FROM files WHERE is_trace = 1 AND up_size > 0"
+        args: list[object] = []
+        if agents is not None:
+            sql += f" AND agent IN ({', '.join('?' for _ in agents)})"
+            args.extend(agents)
+        sql += " ORDER BY ck_mtime_ns DESC LIMIT ?"
+        args.append(limit)
+        with self._lock:
+            rows = self._conn.execute(sql, args).fetchall()
+        return [FileRow(*r) for r in rows]
+
+    def errors(self, limit: int = 20) -> list[FileRow]:
+        """Files with a per-file problem, newest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM files WHERE status = 'error' ORDER BY next_attempt_at DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [FileRow(*r) for r in rows]
+
+    def redaction_counts(self) -> dict[str, int]:
+        """Secrets redacted so far, per rule."""
+        with self._lock:
+            rows = self._conn.execute("SELECT rule, count FROM redactions ORDER BY rule").fetchall()
+        return {str(r): int(n) for r, n in rows}

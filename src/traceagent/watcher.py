@@ -1,0 +1,199 @@
+"""Event-driven watching of the agents' session roots (watchdog), plus the catch-up scan.
+
+An idle daemon does no periodic scans: it blocks until the OS reports a change. A root
+that does not exist yet (agent not installed) is watched through its nearest existing
+parent, non-recursively, so installing an agent while the daemon runs is noticed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from traceagent.agents import BY_NAME
+from traceagent.agents.base import Root
+
+log = logging.getLogger(__name__)
+
+#: Called with (root, absolute path) for a changed allow-listed file.
+OnFile = Callable[[Root, Path], None]
+#: Called with (root, absolute path) when a file vanished.
+OnGone = Callable[[Root, Path], None]
+#: Called with a root, or a folder inside one, that must be scanned (new folder, root appeared).
+OnScan = Callable[[Root, Path], None]
+
+
+def match_root(roots: list[Root], path: Path) -> tuple[Root, PurePosixPath] | None:
+    """The root ``path`` lies under and the path relative to it (POSIX form)."""
+    for root in roots:
+        try:
+            rel = path.relative_to(root.path)
+        except ValueError:
+            continue
+        if rel.parts:
+            return root, PurePosixPath(*rel.parts)
+    return None
+
+
+def scan_root(root: Root, start: Path | None = None) -> Iterator[tuple[Path, os.stat_result]]:
+    """Every allow-listed file under ``root`` (or its sub-folder ``start``) with its stat.
+
+    Symlinked folders are not followed (no loops); unreadable folders are logged and skipped.
+    """
+    agent = BY_NAME[root.agent]
+    top = start or root.path
+
+    def onerror(e: OSError) -> None:
+        log.warning("Cannot read folder %s: %s (skipped; the rest syncs)", e.filename, e.strerror or e)
+
+    for dirpath, dirnames, filenames in os.walk(top, onerror=onerror, followlinks=False):
+        # Hidden folders never hold transcripts; pruning them keeps scans cheap.
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        base = Path(dirpath)
+        for name in filenames:
+            path = base / name
+            matched = match_root([root], path)
+            if matched is None or not agent.is_transcript(matched[1]):
+                continue
+            try:
+                st = path.stat()
+            except OSError as e:
+                log.warning("Cannot stat %s: %s", path, e.strerror or e)
+                continue
+            if os.path.isfile(path):
+                yield path, st
+
+
+class Watcher:
+    """watchdog observers on the roots; reports changes through callbacks."""
+
+    def __init__(self, roots: list[Root], on_file: OnFile, on_gone: OnGone, on_scan: OnScan) -> None:
+        self.roots = list(roots)
+        self._on_file = on_file
+        self._on_gone = on_gone
+        self._on_scan = on_scan
+        self._lock = threading.Lock()
+        self._observer: Any = None
+        self._watches: dict[Path, Any] = {}  # watched folder -> ObservedWatch
+        self._recursive: set[Path] = set()
+
+    def start(self) -> None:
+        """Start the observer thread and schedule the watches."""
+        from watchdog.observers import Observer
+        from watchdog.observers.polling import PollingObserver
+
+        kind = os.environ.get("TRACEAGENT_OBSERVER", "native")
+        self._observer = PollingObserver(timeout=1) if kind == "polling" else Observer()
+        self._observer.daemon = True
+        self._observer.start()
+        self.refresh()
+
+    def stop(self) -> None:
+        """Stop the observer and wait for its thread."""
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+            self._observer = None
+
+    def refresh(self) -> None:
+        """(Re)schedule watches: roots that exist recursively, missing ones via a parent."""
+        from watchdog.events import FileSystemEventHandler
+
+        engine_handler = self
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event: Any) -> None:
+                try:
+                    engine_handler._dispatch(event)
+                except Exception:  # a bad path must never kill the observer thread
+                    log.exception("Error handling file event %r", event)
+
+        with self._lock:
+            if self._observer is None:
+                return
+            wanted: dict[Path, bool] = {}
+            for root in self.roots:
+                if root.path.is_dir():
+                    wanted[root.path] = True
+                else:
+                    parent = root.path.parent
+                    while not parent.is_dir() and parent != parent.parent:
+                        parent = parent.parent
+                    wanted.setdefault(parent, False)
+            for folder in list(self._watches):
+                if folder not in wanted or (wanted[folder] and folder not in self._recursive):
+                    self._observer.unschedule(self._watches.pop(folder))
+                    self._recursive.discard(folder)
+            for folder, recursive in wanted.items():
+                if folder in self._watches:
+                    continue
+                try:
+                    self._watches[folder] = self._observer.schedule(
+                        Handler(), str(folder), recursive=recursive
+                    )
+                except OSError as e:
+                    log.error("Cannot watch %s: %s%s", folder, e.strerror or e, _inotify_hint(e))
+                    continue
+                if recursive:
+                    self._recursive.add(folder)
+                    log.info("Watching %s", folder)
+                else:
+                    log.debug("Waiting for a session folder to appear under %s", folder)
+
+    def _dispatch(self, event: Any) -> None:
+        etype = event.event_type
+        if etype in ("opened", "closed_no_write"):
+            return  # our own reads cause these
+        src = Path(os.fsdecode(event.src_path))
+        if event.is_directory:
+            if etype in ("created", "moved"):
+                target = Path(os.fsdecode(event.dest_path)) if etype == "moved" else src
+                self._root_or_folder_appeared(target)
+            return
+        if etype == "deleted":
+            self._gone(src)
+            return
+        if etype == "moved":
+            self._gone(src)
+            src = Path(os.fsdecode(event.dest_path))
+        matched = match_root(self.roots, src)
+        if matched is not None:
+            root, rel = matched
+            if BY_NAME[root.agent].is_transcript(rel):
+                self._on_file(root, src)
+        elif any(not r.path.is_dir() or r.path not in self._recursive for r in self.roots):
+            self._root_or_folder_appeared(src.parent)
+
+    def _gone(self, path: Path) -> None:
+        matched = match_root(self.roots, path)
+        if matched is not None and BY_NAME[matched[0].agent].is_transcript(matched[1]):
+            self._on_gone(matched[0], path)
+
+    def _root_or_folder_appeared(self, folder: Path) -> None:
+        """A folder was created: a whole root (agent installed) or a folder inside one."""
+        missing = [r for r in self.roots if r.path not in self._recursive]
+        if missing and any(r.path.is_dir() for r in missing):
+            self.refresh()
+            for root in missing:
+                if root.path.is_dir():
+                    log.info("Session folder appeared: %s", root.path)
+                    self._on_scan(root, root.path)
+            return
+        if missing:
+            self.refresh()  # a parent of a missing root appeared: watch closer
+        matched = match_root(self.roots, folder)
+        if matched is not None:
+            # Files created before the new folder's watch existed would be missed otherwise.
+            self._on_scan(matched[0], folder)
+
+
+def _inotify_hint(e: OSError) -> str:
+    if e.errno == 28:  # ENOSPC from inotify_add_watch: the watch limit
+        return (
+            " (inotify watch limit reached; raise it with `sudo sysctl fs.inotify.max_user_watches=524288`)"
+        )
+    return ""
