@@ -79,9 +79,7 @@ class Canvas:
         return max(1, math.floor(u * self.size / 16.0 + 0.5)) * SUPERSAMPLE
 
     def disc(self, cx: float, cy: float, r: float, fill: int = 255) -> None:
-        self.draw.ellipse(
-            (self.p(cx - r), self.p(cy - r), self.p(cx + r) - 1, self.p(cy + r) - 1), fill=fill
-        )
+        self.draw.ellipse((self.p(cx - r), self.p(cy - r), self.p(cx + r) - 1, self.p(cy + r) - 1), fill=fill)
 
     def ring(self, cx: float, cy: float, r: float, w: float, fill: int = 255) -> None:
         self.draw.ellipse(
@@ -90,7 +88,7 @@ class Canvas:
             width=self.width(w),
         )
 
-    def rect(self, x0: float, y0: float, x1: float, y1: float, fill: int = 255, radius: float = 0) -> None:
+    def rect(self, x0: float, y0: float, x1: float, y1: float, *, fill: int = 255, radius: float = 0) -> None:
         box = (self.snap(x0), self.snap(y0), self.snap(x1) - 1, self.snap(y1) - 1)
         if radius:
             self.draw.rounded_rectangle(box, radius=self.p(radius), fill=fill)

@@ -35,6 +35,7 @@ import dataclasses
 import json
 import os
 import re
+import socket
 import tempfile
 import threading
 import time
@@ -101,6 +102,7 @@ class FakeHub:
         #: bytes of request bodies the Hub API received (the CAS traffic is measured separately)
         self.api_bytes_received = 0
         self._failures: list[_Failure] = []
+        self._rejected: list[re.Pattern[str]] = []
         self._lock = threading.Lock()
         self._sizes: dict[str, int] = {}
         self._server: ThreadingHTTPServer | None = None
@@ -120,16 +122,20 @@ class FakeHub:
         class Handler(_Handler):
             fake = hub
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fakehub", daemon=True)
+        self._server = _Server(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fakehub", daemon=True
+        )
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        """Stop serving and close the socket."""
+        """Stop serving and close the socket and every open connection (so that a client's
+        keep-alive connection can never reach this server's handler after a new fake took
+        over the same port)."""
         if self._server is not None:
             self._server.shutdown()
+            self._server.close_connections()
             self._server.server_close()
             self._server = None
         if self._thread is not None:
@@ -211,8 +217,24 @@ class FakeHub:
         return self.read_hash(stored.xet_hash)
 
     def cas_bytes(self) -> int:
-        """Total size of everything in the CAS directory (xorbs, shards, index)."""
+        """Total size of everything in the CAS directory (xorbs, shards, index, caches)."""
         return sum(p.stat().st_size for p in _walk(Path(self.cas_dir)))
+
+    def cas_stored_bytes(self) -> int:
+        """Bytes the uploads stored in the CAS: xorbs (compressed chunks) and shards (file
+        reconstruction metadata) - what a client sends to the real Xet CAS over the network."""
+        store = Path(self.cas_dir, "xet", "xorbs")
+        return sum(
+            p.stat().st_size
+            for sub in ("xorbs", "shards")
+            for p in _walk(store / sub)
+            if not p.name.endswith(".tagset")
+        )
+
+    def reject_paths(self, pattern: str) -> None:
+        """Make ``/batch`` refuse (per operation, "Invalid path") keys matching ``pattern``."""
+        with self._lock:
+            self._rejected.append(re.compile(pattern))
 
     # ------------------------------------------------------------------ internals
     def _take_failure(self, line: str) -> _Failure | None:
@@ -236,6 +258,36 @@ class FakeHub:
             "mtime": _iso(f.mtime_ms),
             "uploadedAt": _iso(f.uploaded_ms),
         }
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._connections: set[socket.socket] = set()
+        self._conn_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._conn_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._conn_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._conn_lock:
+            connections = list(self._connections)
+            self._connections.clear()
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
 
 
 def _walk(root: Path) -> Iterator[Path]:
@@ -423,7 +475,9 @@ class _Handler(BaseHTTPRequestHandler):
                 continue
             op = json.loads(line)
             p = op["path"]
-            if not p or BAD_KEY.search(p):
+            with self.fake._lock:
+                rejected = any(rx.search(p) for rx in self.fake._rejected)
+            if not p or BAD_KEY.search(p) or rejected:
                 failed.append({"path": p, "error": "Invalid path"})
                 continue
             ok += 1

@@ -81,7 +81,7 @@ class SinkFactory:
                 token_info.token, endpoint=hf_endpoint(ctx), cache_dir=ctx.paths.state_dir
             )
         except auth.AuthError as e:
-            kind = ErrorKind.AUTH if e.rejected else ErrorKind.TRANSIENT
+            kind = ErrorKind.AUTH if e.reason in ("invalid", "forbidden") else ErrorKind.TRANSIENT
             raise SinkError(e.message, kind=kind) from None
         from traceagent.sinks.hf import HfSink
 
@@ -97,19 +97,22 @@ class SinkFactory:
 
 def transform_factory(ctx: Context) -> Any:
     """Per-agent redaction (on by default; ``redact = false`` globally or per agent)."""
-    redactor: Any = None
+    cache: dict[str, Any] = {}
 
     def make(agent: str) -> Transform | None:
-        nonlocal redactor
         if not ctx.settings.redact or not ctx.settings.agent(agent).redact:
             log.info("Redaction is off for %s", agent)
             return None
-        if redactor is None:
-            from traceagent import auth
-            from traceagent.redact import Redactor
+        from traceagent import auth
+        from traceagent.redact import Redactor
 
-            token = auth.find_token(ctx.environ)
-            redactor = Redactor.from_settings(
+        token = auth.find_token(ctx.environ)
+        # The token in use is one of the user's own secrets: rebuild when it changes.
+        fingerprint = token.fingerprint if token else ""
+        redactor = cache.get(fingerprint)
+        if redactor is None:
+            cache.clear()
+            redactor = cache[fingerprint] = Redactor.from_settings(
                 extra_rules=ctx.settings.redact_rules,
                 allowlist=ctx.settings.redact_allowlist,
                 environ=ctx.environ,
@@ -122,20 +125,104 @@ def transform_factory(ctx: Context) -> Any:
     return make
 
 
-def build_engine(ctx: Context) -> tuple[Engine, SinkFactory]:
-    """The engine for this context (not started)."""
-    factory = SinkFactory(ctx)
-    engine = Engine(ctx.paths, ctx.settings, factory, environ=ctx.environ, transform_factory=transform_factory(ctx))
+class DesktopEngine(Engine):
+    """The engine plus what a desktop front end needs: sign-in, settings, browser, autostart."""
 
-    original = engine._sink_factory
+    def __init__(self, ctx: Context, factory: SinkFactory) -> None:
+        super().__init__(
+            ctx.paths,
+            ctx.settings,
+            self._tracked,
+            environ=ctx.environ,
+            transform_factory=transform_factory(ctx),
+        )
+        self.ctx = ctx
+        self._factory = factory
+        self.config_path: Path = ctx.paths.config_file
+        self.log_path: Path = ctx.paths.log_file
 
-    def tracked() -> Sink:
-        sink = original()
-        engine.signed_in_as = factory.signed_in_as
+    def _tracked(self) -> Sink:
+        sink = self._factory()
+        self.signed_in_as = self._factory.signed_in_as
         return sink
 
-    engine._sink_factory = tracked
-    return engine, factory
+    def set_agent_enabled(self, name: str, enabled: bool) -> None:
+        """Turn one agent's sync on or off, and remember it in ``config.toml``."""
+        from traceagent.config import update_config
+
+        update_config(self.config_path, {f"agents.{name}.enabled": enabled})
+        settings = load_settings(self.config_path, self.ctx.environ)
+        self.ctx = dataclasses.replace(self.ctx, settings=settings)
+        self._factory.ctx = self.ctx
+        self.apply_settings(settings)
+
+    def sign_in(self, token: str) -> str:
+        """Check the token with the Hub, store it, and switch to the user's bucket."""
+        from traceagent import auth
+
+        name = auth.validate_token(token.strip(), hf_endpoint(self.ctx))  # AuthError is a UserError
+        where = auth.store_token(token.strip(), self.ctx.environ)
+        log.info("Signed in as %s (token stored in %s)", name, where)
+        self.reload_sink()
+        return name
+
+    def sign_out(self) -> None:
+        """Forget the stored token; uploads go to the local folder until the next sign-in."""
+        from traceagent import auth
+
+        removed = auth.delete_token(self.ctx.environ)
+        log.info("Signed out%s", f" (removed from {', '.join(removed)})" if removed else "")
+        self.reload_sink()
+
+    def open_url(self, url: str) -> None:
+        """Open a link or a file:// URL with the user's browser or file opener."""
+        import webbrowser
+
+        if url.startswith("file://") and not url.endswith(".jsonl"):
+            _open_local(url)
+            return
+        if not webbrowser.open(url):
+            log.warning("Could not open a browser for %s", url)
+
+    def autostart_enabled(self) -> bool | None:
+        """Whether start at login is on (None where unsupported)."""
+        from traceagent import autostart
+
+        try:
+            return autostart.status().enabled
+        except Exception:
+            log.debug("Autostart status unavailable", exc_info=True)
+            return None
+
+    def set_autostart(self, enabled: bool) -> None:
+        """Turn start at login on or off."""
+        from traceagent import autostart
+
+        st = autostart.enable() if enabled else autostart.disable()
+        log.info("Start at login %s (%s)", "on" if st.enabled else "off", st.path or st.detail)
+
+
+def _open_local(url: str) -> None:
+    """Open a file or folder with the desktop's opener (xdg-open, open, startfile)."""
+    import subprocess
+    import sys
+    from urllib.parse import unquote, urlsplit
+
+    path = unquote(urlsplit(url).path)
+    if sys.platform == "win32":
+        os.startfile(path)  # type: ignore[attr-defined]
+        return
+    opener = "open" if sys.platform == "darwin" else "xdg-open"
+    try:
+        subprocess.Popen([opener, path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError as e:
+        log.warning("Could not open %s: %s", path, e.strerror or e)
+
+
+def build_engine(ctx: Context) -> tuple[DesktopEngine, SinkFactory]:
+    """The engine for this context (not started)."""
+    factory = SinkFactory(ctx)
+    return DesktopEngine(ctx, factory), factory
 
 
 def handle_request(engine: Engine, stop: threading.Event, request: dict[str, Any]) -> dict[str, Any]:
@@ -160,6 +247,11 @@ def handle_request(engine: Engine, stop: threading.Event, request: dict[str, Any
         return {"ok": True}
     if cmd == "quit":
         stop.set()
+        import sys
+
+        tray = sys.modules.get("traceagent.tray")
+        if tray is not None:
+            tray.request_quit()
         return {"ok": True}
     return {"error": f"unknown command {cmd!r}"}
 
@@ -188,7 +280,9 @@ def run_daemon(ctx: Context, *, headless: bool) -> int:
             shown = tray.run_tray(engine)
         if not shown:
             if not headless:
-                log.info("No tray available; running headless (use `traceagent status` and `traceagent pause`)")
+                log.info(
+                    "No tray available; running headless (use `traceagent status` and `traceagent pause`)"
+                )
             while not stop.wait(3600):
                 pass
     finally:

@@ -43,6 +43,7 @@ __all__ = [
     "find_token",
     "hf_token_path",
     "keyring_backend_name",
+    "scrub",
     "secure_keyring",
     "store_token",
     "validate_token",
@@ -109,7 +110,8 @@ def _clean(token: str | None) -> str | None:
     return token.replace("\r", "").replace("\n", "").strip() or None
 
 
-def _scrub(text: str, token: str | None = None) -> str:
+def scrub(text: str, token: str | None = None) -> str:
+    """``text`` with ``token`` and anything shaped like a Hugging Face token masked."""
     if token:
         text = text.replace(token, "hf_***")
     return _TOKEN_LIKE.sub("hf_***", text)
@@ -164,7 +166,7 @@ def secure_keyring() -> Any | None:
     try:
         kr = keyring.get_keyring()
     except Exception as e:  # a broken backend configuration must not stop the daemon
-        logger.warning("keyring unavailable: %s", _scrub(f"{type(e).__name__}: {e}"))
+        logger.warning("keyring unavailable: %s", scrub(f"{type(e).__name__}: {e}"))
         return None
     members = list(kr.backends) if isinstance(kr, chainer.ChainerBackend) else [kr]
     for backend in members:
@@ -274,7 +276,7 @@ def store_token(token: str, environ: Mapping[str, str] | None = None) -> str:
             logger.warning(
                 "could not store the token in the keyring (%s): %s; using the token file instead",
                 name,
-                _scrub(type(e).__name__, value),
+                scrub(type(e).__name__, value),
             )
     path = hf_token_path(environ)
     _write_secret(path, value)
@@ -364,7 +366,7 @@ def _auth_error(e: BaseException, where: str, token: str) -> AuthError:
         return AuthError(
             f"Hugging Face answered {status} when checking the token; try again later.", reason="server"
         )
-    detail = _scrub(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", token).rstrip(": ")
+    detail = scrub(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", token).rstrip(": ")
     return AuthError(
         f"Could not reach Hugging Face at {where} ({detail}). Check the network connection and try again.",
         reason="network",

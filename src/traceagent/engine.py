@@ -15,9 +15,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
+from typing import Literal
 
 from traceagent.agents import AGENTS, BY_NAME, home_dir
-from traceagent.agents.base import Root, SessionMeta
+from traceagent.agents.base import Agent, Root, SessionMeta
 from traceagent.config import Settings
 from traceagent.debounce import Debouncer
 from traceagent.paths import AppPaths
@@ -52,6 +53,14 @@ class PassResult:
     failed: int = 0
     pending: int = 0
     error: str | None = None
+
+
+def _safe_feed(agent: Agent, meta: SessionMeta, chunk: bytes, path: Path) -> None:
+    """Metadata is a nicety: a reader failing on odd records never blocks the upload."""
+    try:
+        agent.feed(meta, chunk)
+    except Exception:
+        log.debug("Could not read metadata from %s", path, exc_info=True)
 
 
 def enabled_roots(settings: Settings, environ: Mapping[str, str]) -> list[Root]:
@@ -94,6 +103,7 @@ class Engine:
         self._wake = False
         self._stopping = False
         self._closed = False
+        self._caught_up = False
         self._thread: threading.Thread | None = None
         self._watcher: Watcher | None = None
         self._listeners: list[Listener] = []
@@ -113,8 +123,14 @@ class Engine:
 
     # -- life cycle ----------------------------------------------------------------------------
 
+    def _clear_spool(self) -> None:
+        """Snapshots left by a crash are stale: they are taken again from the sources."""
+        for stale in self.paths.spool_dir.glob("snap-*.part"):
+            stale.unlink(missing_ok=True)
+
     def start(self) -> None:
         """Start watching and uploading in background threads."""
+        self._clear_spool()
         self._watcher = Watcher(self.roots, self._on_file, self._on_gone, self._on_scan)
         self._watcher.start()
         self._thread = threading.Thread(target=self._run, name="traceagent-engine", daemon=True)
@@ -187,6 +203,7 @@ class Engine:
         with self._cond:
             old, self._sink = self._sink, None
             self._sink_ready = False
+            self._transforms.clear()
             self._auth_error = None
             self._fatal_error = None
             self._backoff_until = 0.0
@@ -194,6 +211,20 @@ class Engine:
             old.close()
         self.db.release_all()
         self._poke()
+
+    def apply_settings(self, settings: Settings) -> None:
+        """New settings (an agent switched on or off): re-watch and rescan the roots."""
+        with self._cond:
+            self.settings = settings
+            self.roots = enabled_roots(settings, self.environ)
+            self._scan_requests.extend((r, r.path) for r in self.roots if r.path.is_dir())
+        if self._watcher is not None:
+            self._watcher.roots = list(self.roots)
+            self._watcher.refresh()
+        self._poke()
+
+    def _enabled_agents(self) -> list[str]:
+        return [a.name for a in AGENTS if self.settings.agent(a.name).enabled]
 
     def _poke(self) -> None:
         with self._cond:
@@ -247,32 +278,46 @@ class Engine:
     # -- the worker ----------------------------------------------------------------------------
 
     def _run(self) -> None:
-        try:
-            self.catch_up()
-            while True:
+        failures = 0
+        while True:
+            try:
+                if not self._caught_up:
+                    self.catch_up()
+                self._loop()
+                return
+            except Exception:
+                # A bug must not end syncing for good: log it, back off, carry on.
+                failures += 1
+                log.exception("Unexpected error in the sync engine; retrying")
+                self._last_error = "Unexpected error in the sync engine; see the log."
+                self._changed()
                 with self._cond:
                     if self._stopping:
                         return
-                    timeout = self._sleep_time()
-                    if not self._wake and not self._scan_requests and (timeout is None or timeout > 0):
-                        self._cond.wait(timeout)
-                    self._wake = False
+                    self._cond.wait(min(BACKOFF_CAP, BACKOFF_BASE * 2**failures))
                     if self._stopping:
                         return
-                    ready = self._debouncer.pop_ready(self._clock())
-                    scans, self._scan_requests = self._scan_requests, []
-                if ready:
-                    self._enqueue(ready)
-                for root, folder in scans:
-                    self._scan(root, folder)
-                if ready or scans:
-                    self._changed()
-                self._drain()
-        except Exception:
-            log.exception("The sync engine stopped on an unexpected error")
-            self._last_error = "The sync engine stopped on an unexpected error; see the log."
-            self._fatal_error = self._last_error
-            self._changed()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                if self._stopping:
+                    return
+                timeout = self._sleep_time()
+                if not self._wake and not self._scan_requests and (timeout is None or timeout > 0):
+                    self._cond.wait(timeout)
+                self._wake = False
+                if self._stopping:
+                    return
+                ready = self._debouncer.pop_ready(self._clock())
+                scans, self._scan_requests = self._scan_requests, []
+            if ready:
+                self._enqueue(ready)
+            for root, folder in scans:
+                self._scan(root, folder)
+            if ready or scans:
+                self._changed()
+            self._drain()
 
     def _sleep_time(self) -> float | None:
         """Seconds until something is due; None means sleep until an event (idle)."""
@@ -281,7 +326,7 @@ class Engine:
         if self._paused_until is not None and self._paused_until != float("inf"):
             deadlines.append(self._paused_until)
         if self._can_upload(now, ignore_backoff=True):
-            due = self.db.next_due_time()
+            due = self.db.next_due_time(self._enabled_agents())
             if due is not None and due < NEVER:
                 deadlines.append(max(due, self._backoff_until))
         if not deadlines:
@@ -306,6 +351,7 @@ class Engine:
             if root.path.is_dir():
                 self._scan(root, root.path, forget_missing=True)
         log.info("Catch-up scan of %d folder(s) took %.2f s", len(self.roots), time.monotonic() - started)
+        self._caught_up = True
         self._changed()
 
     def _scan(self, root: Root, folder: Path, *, forget_missing: bool = False) -> None:
@@ -373,7 +419,7 @@ class Engine:
                 break
             if not self._ensure_sink():
                 break
-            rows = self.db.due(now, self.settings.batch_size)
+            rows = self.db.due(now, self.settings.batch_size, agents=self._enabled_agents())
             if not rows:
                 break
             self._upload_batch(rows, result)
@@ -395,8 +441,11 @@ class Engine:
         previous = self.db.get("destination")
         if previous != self._sink.location:
             if previous is not None:
-                log.info("Destination changed from %s to %s: every file will be uploaded again",
-                         previous, self._sink.location)
+                log.info(
+                    "Destination changed from %s to %s: every file will be uploaded again",
+                    previous,
+                    self._sink.location,
+                )
                 self.db.reset_uploads()
             self.db.put("destination", self._sink.location)
         self._sink_ready = True
@@ -416,9 +465,19 @@ class Engine:
         records: dict[str, tuple[str, int, int, int, str, str | None]] = {}
         redactions: dict[str, dict[str, int]] = {}
         for row in rows:
-            prepared = self._prepare(row)
+            try:
+                prepared = self._prepare(row)
+            except Exception as e:  # one bad file never stops the others
+                log.exception("Unexpected error reading %s", row.path)
+                self._file_error(
+                    row.path, f"unexpected error: {e}", transient=True, row_attempts=row.attempts
+                )
+                prepared = False
             if prepared is None:
                 result.unchanged += 1
+                continue
+            if prepared is False:
+                result.failed += 1
                 continue
             item, record, counts = prepared
             items.append(item)
@@ -476,7 +535,10 @@ class Engine:
 
     def _prepare(
         self, row: object
-    ) -> tuple[UploadItem, tuple[str, int, int, int, str, str | None], dict[str, int]] | None:
+    ) -> (
+        tuple[UploadItem, tuple[str, int, int, int, str, str | None], dict[str, int]] | Literal[False] | None
+    ):
+        """Snapshot one queued file: the upload item, None when nothing changed, False on a per-file error."""
         from traceagent.state import FileRow
 
         assert isinstance(row, FileRow)
@@ -494,7 +556,7 @@ class Engine:
                 self.paths.spool_dir,
                 whole_json=whole_json,
                 transform=self._transform(row.agent),
-                feed=None if whole_json else (lambda chunk: agent.feed(fresh, chunk)),
+                feed=None if whole_json else (lambda chunk: _safe_feed(agent, fresh, chunk, path)),
                 feed_from=meta.parsed_bytes,
                 prefix_len=row.up_size,
             )
@@ -504,12 +566,12 @@ class Engine:
             return None
         except SnapshotError as e:
             self._file_error(row.path, str(e), transient=False, row_attempts=row.attempts)
-            return None
+            return False
         except OSError as e:
             self._file_error(
                 row.path, f"cannot read: {e.strerror or e}", transient=True, row_attempts=row.attempts
             )
-            return None
+            return False
         rewritten = row.up_size > 0 and snap.prefix_sha256 != row.up_hash
         if not whole_json and (rewritten or snap.size < meta.parsed_bytes):
             log.info("%s was rewritten; uploading it whole", path)
@@ -527,8 +589,6 @@ class Engine:
         return item, record, snap.redactions
 
     def _reparse(self, agent: object, path: Path, size: int) -> SessionMeta:
-        from traceagent.agents.base import Agent
-
         assert isinstance(agent, Agent)
         meta = SessionMeta()
         try:
@@ -542,7 +602,7 @@ class Engine:
                     buf = carry + block
                     cut = buf.rfind(b"\n") + 1
                     if cut:
-                        agent.feed(meta, buf[:cut])
+                        _safe_feed(agent, meta, buf[:cut], path)
                     carry = buf[cut:]
         except OSError as e:
             log.warning("Cannot re-read %s for its metadata: %s", path, e.strerror or e)
@@ -613,7 +673,7 @@ class Engine:
             state = SyncState.PAUSED
         elif self._offline_error:
             state = SyncState.OFFLINE
-        elif uploading or pending:
+        elif uploading or pending or not self._caught_up:
             state = SyncState.SYNCING
         else:
             state = SyncState.UP_TO_DATE
@@ -664,8 +724,7 @@ class Engine:
 
     def recent_traces(self, limit: int = 10) -> list[TraceInfo]:
         """The most recently updated uploaded traces, newest first."""
-        enabled = [a.name for a in AGENTS if self.settings.agent(a.name).enabled]
-        rows = self.db.recent(limit, enabled)
+        rows = self.db.recent(limit, self._enabled_agents())
         out = []
         for row in rows:
             meta = SessionMeta.from_json(row.meta)
@@ -700,6 +759,7 @@ class Engine:
 
     def run_pass(self, progress: Callable[[int, int], None] | None = None) -> PassResult:
         """Scan and upload everything now, in this thread; the daemon must not be running."""
+        self._clear_spool()
         self.catch_up()
         total = self.db.counts().get("pending", 0)
         result = PassResult()
@@ -709,7 +769,7 @@ class Engine:
             if not self._ensure_sink():
                 result.error = self._auth_error or self._fatal_error or self._offline_error
                 break
-            rows = self.db.due(now, self.settings.batch_size)
+            rows = self.db.due(now, self.settings.batch_size, agents=self._enabled_agents())
             if not rows:
                 break
             self._upload_batch(rows, result)

@@ -47,7 +47,7 @@ def ask_token(error: str | None = None) -> str | None:
     )
     ttk.Label(
         frame,
-        text="Paste an access token with write access.\ntraceagent keeps it in your system keyring.",
+        text="Paste an access token with write access.\ntraceagent stores it in your system keyring when there is one.",
         justify="left",
     ).grid(row=1, column=0, columnspan=2, sticky="w", pady=(6, 4))
     link = ttk.Label(frame, text="Create a token on huggingface.co", foreground="#1a73e8", cursor="hand2")
@@ -57,7 +57,7 @@ def ask_token(error: str | None = None) -> str | None:
     token = tk.StringVar()
     entry = ttk.Entry(frame, textvariable=token, show="•", width=44)
     entry.grid(row=3, column=0, columnspan=2, sticky="ew")
-    message = ttk.Label(frame, text=error or "", foreground="#d93025", wraplength=360, justify="left")
+    message = ttk.Label(frame, text=error or "", foreground="#d93025", wraplength=420, justify="left")
     message.grid(row=4, column=0, columnspan=2, sticky="w", pady=(4, 0))
 
     def submit(_event: object = None) -> None:

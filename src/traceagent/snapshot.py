@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -74,8 +75,13 @@ def take_snapshot(
     Raises ``OSError`` (vanished, unreadable) or :class:`SnapshotError`.
     """
     spool_dir.mkdir(parents=True, exist_ok=True)
+    if not stat.S_ISREG(os.stat(src).st_mode):
+        # A FIFO or device named *.jsonl would block a plain open() forever.
+        raise SnapshotError("not a regular file")
     with open(src, "rb") as f:
         st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise SnapshotError("not a regular file")
         if st.st_size > MAX_FILE_BYTES:
             raise SnapshotError(f"file is {st.st_size / 1e9:.1f} GB, larger than the 1 GB limit")
         if whole_json:

@@ -176,23 +176,28 @@ class StateDB:
         with self.transaction() as c:
             c.executemany("UPDATE files SET status = 'gone' WHERE path = ?", [(p,) for p in paths])
 
-    def due(self, now: float, limit: int, exclude: Sequence[str] = ()) -> list[FileRow]:
-        """Queued files whose next attempt time has come, oldest attempt first."""
+    def due(self, now: float, limit: int, agents: Sequence[str] | None = None) -> list[FileRow]:
+        """Queued files (of ``agents`` when given) whose next attempt time has come."""
+        sql = f"SELECT {_COLUMNS} FROM files WHERE status IN ('pending', 'error') AND next_attempt_at <= ?"
+        args: list[object] = [now]
+        if agents is not None:
+            sql += f" AND agent IN ({', '.join('?' for _ in agents)})"
+            args.extend(agents)
+        sql += " ORDER BY attempts, next_attempt_at LIMIT ?"
+        args.append(limit)
         with self._lock:
-            rows = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM files WHERE status IN ('pending', 'error') AND next_attempt_at <= ? "
-                "ORDER BY attempts, next_attempt_at LIMIT ?",
-                (now, limit + len(exclude)),
-            ).fetchall()
-        skip = set(exclude)
-        return [FileRow(*r) for r in rows if r[0] not in skip][:limit]
+            rows = self._conn.execute(sql, args).fetchall()
+        return [FileRow(*r) for r in rows]
 
-    def next_due_time(self) -> float | None:
-        """When the next queued file becomes due (None when the queue is empty)."""
+    def next_due_time(self, agents: Sequence[str] | None = None) -> float | None:
+        """When the next queued file (of ``agents``) becomes due (None when none is queued)."""
+        sql = "SELECT MIN(next_attempt_at) FROM files WHERE status IN ('pending', 'error')"
+        args: list[object] = []
+        if agents is not None:
+            sql += f" AND agent IN ({', '.join('?' for _ in agents)})"
+            args.extend(agents)
         with self._lock:
-            row = self._conn.execute(
-                "SELECT MIN(next_attempt_at) FROM files WHERE status IN ('pending', 'error')"
-            ).fetchone()
+            row = self._conn.execute(sql, args).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
     def record_checked(self, path: str, size: int, mtime_ns: int, meta: str | None) -> None:

@@ -187,7 +187,7 @@ def _short(text: str, limit: int) -> str:
 
 
 def format_until(until: float, now: float) -> str:
-    """"15:30" today, "tomorrow 08:00", else "Tue 12 May 08:00" (local time)."""
+    """Local time of ``until`` as "15:30" (today), "tomorrow 08:00", else "Tue 12 May 08:00"."""
     when = dt.datetime.fromtimestamp(until)
     today = dt.datetime.fromtimestamp(now).date()
     clock = when.strftime("%H:%M")
@@ -199,12 +199,14 @@ def format_until(until: float, now: float) -> str:
 
 
 def format_ago(then: float, now: float) -> str:
-    """Coarse relative time ("just now", "5 min ago", "3 h ago", "yesterday", "4 days ago")."""
+    """Coarse relative time ("just now", "5 min ago", "25 min ago", "3 h ago", "yesterday", "4 days ago")."""
     secs = max(0.0, now - then)
     if secs < 60:
         return "just now"
-    if secs < 3600:
+    if secs < 600:
         return f"{int(secs // 60)} min ago"
+    if secs < 3600:  # in steps of 5 minutes, so the menu is not rebuilt every minute
+        return f"{int(secs // 300) * 5} min ago"
     if secs < 86400:
         return f"{int(secs // 3600)} h ago"
     if secs < 2 * 86400:
@@ -280,7 +282,7 @@ def destination_url(destination: str) -> str | None:
     """A browser URL for the destination: the bucket page, or the local folder's file:// URL."""
     if destination.startswith("hf://"):
         try:
-            from huggingface_hub.utils import parse_hf_uri
+            from huggingface_hub import parse_hf_uri
 
             return str(parse_hf_uri(destination).to_url())
         except Exception:  # an odd URI or an old huggingface_hub: build it by hand
@@ -418,7 +420,9 @@ def build_model(inputs: TrayInputs) -> TrayModel:
             enabled=autostart is not None,
         ),
         SEPARATOR,
-        MenuEntry("Open settings", key="open_settings", action=Action(ActionKind.OPEN_FILE, str(inputs.config_path))),
+        MenuEntry(
+            "Open settings", key="open_settings", action=Action(ActionKind.OPEN_FILE, str(inputs.config_path))
+        ),
         MenuEntry("Open log", key="open_log", action=Action(ActionKind.OPEN_FILE, str(inputs.log_path))),
         SEPARATOR,
         MenuEntry("Quit", key="quit", action=Action(ActionKind.QUIT)),

@@ -79,28 +79,39 @@ def _json_string_at(buf: bytes, start: int) -> str | None:
     return None
 
 
+_FIELD_CACHE: dict[str, re.Pattern[bytes]] = {}
+
+
+def _field_re(name: str) -> re.Pattern[bytes]:
+    """``"name"`` then a colon and the opening quote of a string value (any spacing)."""
+    rx = _FIELD_CACHE.get(name)
+    if rx is None:
+        rx = _FIELD_CACHE[name] = re.compile(rb'"' + re.escape(name.encode()) + rb'"\s*:\s*"')
+    return rx
+
+
 def find_str_field(buf: bytes, name: str, *, last: bool = False, skip: tuple[str, ...] = ()) -> str | None:
     """The value of the first (or last) ``"name":"..."`` in ``buf``, skipping values in ``skip``."""
-    needle = b'"' + name.encode() + b'":"'
+    rx = _field_re(name)
+    quoted = b'"' + name.encode() + b'"'
     if last:
+        # Scan back with rfind (fast, in C) and confirm each hit with the regex.
         end = len(buf)
         while True:
-            pos = buf.rfind(needle, 0, end)
+            pos = buf.rfind(quoted, 0, end)
             if pos < 0:
                 return None
-            value = _json_string_at(buf, pos + len(needle) - 1)
-            if value and value not in skip:
-                return value
+            m = rx.match(buf, pos)
+            if m:
+                value = _json_string_at(buf, m.end() - 1)
+                if value and value not in skip:
+                    return value
             end = pos
-    pos = 0
-    while True:
-        pos = buf.find(needle, pos)
-        if pos < 0:
-            return None
-        value = _json_string_at(buf, pos + len(needle) - 1)
+    for m in rx.finditer(buf):
+        value = _json_string_at(buf, m.end() - 1)
         if value and value not in skip:
             return value
-        pos += len(needle)
+    return None
 
 
 def line_around(buf: bytes, pos: int) -> bytes:
@@ -110,18 +121,24 @@ def line_around(buf: bytes, pos: int) -> bytes:
     return buf[start : end if end >= 0 else len(buf)]
 
 
-def lines_with(buf: bytes, marker: bytes, *, reverse: bool = False) -> list[bytes]:
+def type_marker(value: str) -> re.Pattern[bytes]:
+    """A pattern for ``"type":"value"`` with any spacing (compact JSON is the common case)."""
+    return re.compile(rb'"type"\s*:\s*"' + re.escape(value.encode()) + rb'"')
+
+
+def lines_with(buf: bytes, marker: bytes | re.Pattern[bytes], *, reverse: bool = False) -> list[bytes]:
     """Every line containing ``marker`` (each line once), in file order or reversed."""
+    rx = marker if isinstance(marker, re.Pattern) else re.compile(re.escape(marker))
     out: list[bytes] = []
-    seen_end = -1
-    pos = buf.find(marker)
-    while pos >= 0:
-        end = buf.find(b"\n", pos)
+    pos = 0
+    while True:
+        m = rx.search(buf, pos)
+        if m is None:
+            break
+        end = buf.find(b"\n", m.start())
         end = len(buf) if end < 0 else end
-        if end != seen_end:
-            out.append(line_around(buf, pos))
-            seen_end = end
-        pos = buf.find(marker, end)
+        out.append(line_around(buf, m.start()))
+        pos = end + 1
     return out[::-1] if reverse else out
 
 

@@ -19,6 +19,7 @@ from traceagent.agents.base import (
     find_str_field,
     lines_with,
     parse_line,
+    type_marker,
 )
 
 _SKIP_DIRS = frozenset({"memory", "tool-results", "file-history", "todos", "shell-snapshots"})
@@ -57,6 +58,12 @@ def _prompt_text(record: dict[str, Any]) -> str | None:
     return text
 
 
+_USER = type_marker("user")
+_SUMMARY = type_marker("summary")
+_AI_TITLE = type_marker("ai-title")
+_CUSTOM_TITLE = type_marker("custom-title")
+
+
 class ClaudeCode(Agent):
     """Claude Code sessions (native in the Hub's trace viewer)."""
 
@@ -89,13 +96,13 @@ class ClaudeCode(Agent):
         meta.cwd = meta.cwd or find_str_field(chunk, "cwd")
         meta.git_branch = find_str_field(chunk, "gitBranch", last=True) or meta.git_branch
         meta.model = find_str_field(chunk, "model", last=True, skip=("<synthetic>",)) or meta.model
-        for marker, key in ((b'"ai-title"', "aiTitle"), (b'"custom-title"', "customTitle")):
+        for marker, key in ((_AI_TITLE, "aiTitle"), (_CUSTOM_TITLE, "customTitle")):
             for line in lines_with(chunk, marker, reverse=True):
                 record = parse_line(line)
                 if record and isinstance(record.get(key), str) and record[key].strip():
                     meta.title = record[key]
                     return self._first_prompt(meta, chunk)
-        for line in lines_with(chunk, b'"type":"summary"', reverse=True):
+        for line in lines_with(chunk, _SUMMARY, reverse=True):
             record = parse_line(line)
             if record and isinstance(record.get("summary"), str) and record["summary"].strip():
                 meta.title = record["summary"]
@@ -106,7 +113,7 @@ class ClaudeCode(Agent):
     def _first_prompt(meta: SessionMeta, chunk: bytes) -> None:
         if meta.first_prompt is not None:
             return
-        for i, line in enumerate(lines_with(chunk, b'"type":"user"')):
+        for i, line in enumerate(lines_with(chunk, _USER)):
             if i >= 200:  # bounded: a session whose first 200 user lines are all tool results
                 break
             record = parse_line(line)

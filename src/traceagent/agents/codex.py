@@ -17,9 +17,13 @@ from traceagent.agents.base import (
     find_str_field,
     lines_with,
     parse_line,
+    type_marker,
 )
 
 _BOILERPLATE = ("<environment_context>", "<user_instructions>", "# AGENTS.md", "<permissions")
+
+_SESSION_META = type_marker("session_meta")
+_USER_MESSAGE = type_marker("user_message")
 
 
 class Codex(Agent):
@@ -54,7 +58,7 @@ class Codex(Agent):
         """Read id, cwd, git branch (``session_meta``), model (``turn_context``), title, first prompt."""
         meta.feed_common(chunk)
         if meta.session_id is None:
-            for line in lines_with(chunk, b'"session_meta"')[:1]:
+            for line in lines_with(chunk, _SESSION_META)[:1]:
                 record = parse_line(line)
                 payload = record.get("payload") if record else None
                 if isinstance(payload, dict):
@@ -68,7 +72,7 @@ class Codex(Agent):
         if title:
             meta.title = title
         if meta.first_prompt is None:
-            for i, line in enumerate(lines_with(chunk, b'"user_message"')):
+            for i, line in enumerate(lines_with(chunk, _USER_MESSAGE)):
                 if i >= 50:
                     break
                 record = parse_line(line)

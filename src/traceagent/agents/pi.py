@@ -6,6 +6,7 @@ Pi rewrites a whole file when it migrates an old format; the uploader notices th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
@@ -17,7 +18,12 @@ from traceagent.agents.base import (
     find_str_field,
     lines_with,
     parse_line,
+    type_marker,
 )
+
+_HEADER = type_marker("session")
+_SESSION_INFO = type_marker("session_info")
+_USER = re.compile(rb'"role"\s*:\s*"user"')
 
 
 class Pi(Agent):
@@ -49,7 +55,7 @@ class Pi(Agent):
         """Header (id, cwd, v1 model), ``session_info`` names, models, first user message."""
         meta.feed_common(chunk)
         if meta.session_id is None:
-            for line in lines_with(chunk, b'"type":"session"')[:1]:
+            for line in lines_with(chunk, _HEADER)[:1]:
                 record = parse_line(line)
                 if record and record.get("type") == "session":
                     meta.session_id = record.get("id") if isinstance(record.get("id"), str) else None
@@ -57,13 +63,13 @@ class Pi(Agent):
                     if isinstance(record.get("modelId"), str):
                         meta.model = record["modelId"]
         meta.model = find_str_field(chunk, "model", last=True) or meta.model
-        for line in lines_with(chunk, b'"session_info"', reverse=True):
+        for line in lines_with(chunk, _SESSION_INFO, reverse=True):
             record = parse_line(line)
             if record and isinstance(record.get("name"), str) and record["name"].strip():
                 meta.title = record["name"]
                 break
         if meta.first_prompt is None:
-            for i, line in enumerate(lines_with(chunk, b'"role":"user"')):
+            for i, line in enumerate(lines_with(chunk, _USER)):
                 if i >= 50:
                     break
                 record = parse_line(line)

@@ -23,24 +23,37 @@ come from :mod:`traceagent.templates`.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import os
-import plistlib
 import re
-import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from traceagent import templates
-from traceagent.templates import FALLBACK_ICON, MACOS_LABEL
+from traceagent.autostart._entries import (
+    APP_NAME,
+    Backend,
+    Entry,
+    LaunchAgent,
+    RunKey,
+    SystemdUser,
+    XdgAutostart,
+    home,
+    icon_field,
+    icon_path,
+    launchagent_path,
+    launchd_log_path,
+    launcher_path,
+    systemd_unit_path,
+    unlink,
+    write_file,
+    xdg_autostart_path,
+)
 
 __all__ = [
     "AutostartStatus",
@@ -48,22 +61,20 @@ __all__ = [
     "disable",
     "enable",
     "executable_command",
+    "icon_path",
     "install_launcher",
+    "launchagent_path",
+    "launcher_path",
     "main",
     "remove_launcher",
     "render",
     "repair",
     "status",
+    "systemd_unit_path",
+    "xdg_autostart_path",
 ]
 
 log = logging.getLogger(__name__)
-
-APP_NAME = "traceagent"
-ICON_NAME = templates.DEFAULT_ICON
-RUN_KEY = r"Software\Microsoft\Windows\CurrentVersion\Run"
-APPROVED_KEY = r"Software\Microsoft\Windows\CurrentVersion\Explorer\StartupApproved\Run"
-#: Windows' Run key ignores longer command lines.
-_RUN_VALUE_MAX = 260
 
 
 @dataclass(frozen=True)
@@ -94,53 +105,6 @@ def current_platform() -> str:
     return "linux"
 
 
-# -- where things live ---------------------------------------------------------------------------------
-
-
-def _home() -> Path:
-    return Path(os.environ.get("HOME") or os.environ.get("USERPROFILE") or Path.home())
-
-
-def _xdg(var: str, default: str) -> Path:
-    value = os.environ.get(var, "")
-    # The XDG spec: relative values are invalid and must be ignored.
-    return Path(value) if os.path.isabs(value) else _home() / default
-
-
-def xdg_autostart_path() -> Path:
-    """``$XDG_CONFIG_HOME/autostart/traceagent.desktop``."""
-    return _xdg("XDG_CONFIG_HOME", ".config") / "autostart" / f"{APP_NAME}.desktop"
-
-
-def launcher_path() -> Path:
-    """``$XDG_DATA_HOME/applications/traceagent.desktop`` (the app-menu entry)."""
-    return _xdg("XDG_DATA_HOME", ".local/share") / "applications" / f"{APP_NAME}.desktop"
-
-
-def icon_path() -> Path:
-    """Where the launcher's icon is installed (hicolor theme of ``$XDG_DATA_HOME``)."""
-    return _xdg("XDG_DATA_HOME", ".local/share") / "icons/hicolor/256x256/apps" / f"{ICON_NAME}.png"
-
-
-def systemd_unit_path() -> Path:
-    """``$XDG_CONFIG_HOME/systemd/user/traceagent.service``."""
-    return _xdg("XDG_CONFIG_HOME", ".config") / "systemd" / "user" / f"{APP_NAME}.service"
-
-
-def _systemd_wants_path() -> Path:
-    return systemd_unit_path().parent / "default.target.wants" / systemd_unit_path().name
-
-
-def launchagent_path() -> Path:
-    """``~/Library/LaunchAgents/io.github.traceagent.plist``."""
-    return _home() / "Library" / "LaunchAgents" / f"{MACOS_LABEL}.plist"
-
-
-def _launchd_log_path() -> Path:
-    # ~/Library/Logs always exists; launchd does not create missing folders.
-    return _home() / "Library" / "Logs" / f"{APP_NAME}-launchd.log"
-
-
 # -- the installed command -------------------------------------------------------------------------------
 
 
@@ -157,9 +121,9 @@ def _is_ephemeral(path: str) -> bool:
     if any(part in (".cache", "Caches", "cache", "Temp") for part in parts):
         return True
     tmp = tempfile.gettempdir()
-    home = str(_home())
+    user_home = str(home())
     # A home inside the temp dir is deliberate (tests, throwaway accounts): trust what is under it.
-    return _is_under(path, tmp) and not (_is_under(home, tmp) and _is_under(path, home))
+    return _is_under(path, tmp) and not (_is_under(user_home, tmp) and _is_under(path, user_home))
 
 
 _SH_EXEC_RE = re.compile(rb"""^'''exec' (?:"([^"]+)"|(\S+))""", re.MULTILINE)
@@ -196,7 +160,7 @@ def _bin_dirs() -> Iterator[Path]:
         value = os.environ.get(var, "")
         if os.path.isabs(value):
             yield Path(value)
-    yield _home() / ".local" / "bin"
+    yield home() / ".local" / "bin"
 
 
 def _frozen_program() -> list[str]:
@@ -274,279 +238,26 @@ def render(kind: str, **fields: Any) -> str:
     headless = bool(fields.pop("headless", kind == "systemd"))
     fields.setdefault("command", executable_command(headless=headless))
     if kind in ("desktop", "autostart-desktop"):
-        fields.setdefault("icon", _icon_field())
+        fields.setdefault("icon", icon_field())
     if kind == "launchagent":
-        fields.setdefault("log_path", str(_launchd_log_path()))
+        fields.setdefault("log_path", str(launchd_log_path()))
     return templates.render(kind, **fields)
 
 
-def _icon_field() -> str:
-    return ICON_NAME if icon_path().is_file() else FALLBACK_ICON
-
-
-def _write(path: Path, text: str | bytes) -> None:
-    """Atomic write (temp file + rename), 0644."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = text.encode("utf-8") if isinstance(text, str) else text
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _unlink(path: Path) -> bool:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return False
-    return True
-
-
-# -- backends --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Entry:
-    path: str
-    argv: list[str]
-    user_enabled: bool
-    detail: str
-
-
-class _Backend(Protocol):
-    def read(self) -> _Entry | None: ...
-    def write(self, argv: list[str], *, user_enabled: bool = True) -> None: ...
-    def remove(self) -> bool: ...
-
-
-class _XdgAutostart:
-    """``~/.config/autostart/traceagent.desktop``: the tray, started inside the graphical session."""
-
-    def read(self) -> _Entry | None:
-        path = xdg_autostart_path()
-        try:
-            keys = templates.parse_desktop_entry(path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, UnicodeDecodeError):
-            return None
-        argv = templates.split_desktop_exec(keys.get("Exec", ""))
-        if keys.get("Hidden", "").lower() == "true":
-            return _Entry(
-                str(path), argv, False, "XDG autostart entry present but deleted by the user (Hidden)"
-            )
-        if keys.get("X-GNOME-Autostart-enabled", "true").lower() == "false":
-            return _Entry(str(path), argv, False, "XDG autostart entry turned off in the desktop's settings")
-        return _Entry(str(path), argv, True, "XDG autostart entry: the tray starts at graphical login")
-
-    def write(self, argv: list[str], *, user_enabled: bool = True) -> None:
-        text = templates.render("autostart-desktop", command=argv, icon=_icon_field(), enabled=user_enabled)
-        _write(xdg_autostart_path(), text)
-
-    def remove(self) -> bool:
-        return _unlink(xdg_autostart_path())
-
-
-def _systemctl_user(*args: str) -> None:
-    """Best effort: tell a running user manager about the change (no-op without one, e.g. over SSH)."""
-    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
-    if not shutil.which("systemctl") or not runtime or not os.path.exists(os.path.join(runtime, "bus")):
-        return
-    try:
-        subprocess.run(["systemctl", "--user", *args], check=False, capture_output=True, timeout=15)
-    except (OSError, subprocess.SubprocessError) as exc:
-        log.debug("systemctl --user %s failed: %s", " ".join(args), exc)
-
-
-class _SystemdUser:
-    """``~/.config/systemd/user/traceagent.service``: headless, restarted on failure."""
-
-    def read(self) -> _Entry | None:
-        unit = systemd_unit_path()
-        try:
-            sections = templates.parse_unit(unit.read_text(encoding="utf-8"))
-        except (FileNotFoundError, UnicodeDecodeError):
-            return None
-        argv = templates.split_systemd_exec(sections.get("Service", {}).get("ExecStart", ""))
-        if os.path.lexists(_systemd_wants_path()):
-            return _Entry(str(unit), argv, True, "systemd user unit enabled: headless daemon starts at login")
-        return _Entry(
-            str(unit), argv, False, "systemd user unit installed but not enabled (systemctl --user disable)"
-        )
-
-    def write(self, argv: list[str], *, user_enabled: bool = True) -> None:
-        unit = systemd_unit_path()
-        _write(unit, templates.render("systemd", command=argv))
-        wants = _systemd_wants_path()
-        if user_enabled and not os.path.lexists(wants):
-            wants.parent.mkdir(parents=True, exist_ok=True)
-            wants.symlink_to(unit)  # what `systemctl --user enable` makes, without needing a user bus
-        _systemctl_user("daemon-reload")
-
-    def remove(self) -> bool:
-        removed = _unlink(_systemd_wants_path())
-        removed = _unlink(systemd_unit_path()) or removed
-        for folder in (_systemd_wants_path().parent, systemd_unit_path().parent):
-            try:
-                folder.rmdir()
-            except OSError:
-                pass
-        if removed:
-            _systemctl_user("daemon-reload")
-        return removed
-
-
-def _launchctl_disabled(label: str) -> bool | None:
-    """Whether launchd has ``label`` disabled for this user (Login Items switch); ``None`` if unknown."""
-    if sys.platform != "darwin" or not shutil.which("launchctl"):
-        return None
-    try:
-        out = subprocess.run(
-            ["launchctl", "print-disabled", f"gui/{os.getuid()}"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return parse_launchctl_disabled(out, label)
-
-
-def parse_launchctl_disabled(output: str, label: str) -> bool | None:
-    """Read ``launchctl print-disabled`` output: ``"label" => disabled|enabled`` (or ``true|false``)."""
-    match = re.search(rf'"{re.escape(label)}"\s*=>\s*(\w+)', output)
-    if not match:
-        return None
-    return match.group(1) in ("disabled", "true")
-
-
-class _LaunchAgent:
-    """``~/Library/LaunchAgents/io.github.traceagent.plist``."""
-
-    def read(self) -> _Entry | None:
-        path = launchagent_path()
-        try:
-            data = plistlib.loads(path.read_bytes())
-        except FileNotFoundError:
-            return None
-        except (plistlib.InvalidFileException, ValueError):
-            return _Entry(str(path), [], False, "LaunchAgent plist is unreadable")
-        argv = [str(a) for a in data.get("ProgramArguments", [])] if isinstance(data, dict) else []
-        if isinstance(data, dict) and data.get("Disabled") is True:
-            return _Entry(str(path), argv, False, "LaunchAgent present but marked Disabled")
-        if _launchctl_disabled(MACOS_LABEL):
-            return _Entry(
-                str(path), argv, False, "LaunchAgent turned off in Login Items (launchctl disabled)"
-            )
-        return _Entry(str(path), argv, True, "LaunchAgent: starts at login, restarted after a crash")
-
-    def write(self, argv: list[str], *, user_enabled: bool = True) -> None:
-        # user_enabled cannot be kept in the file: the Login Items switch lives in launchd, not the plist.
-        _write(launchagent_path(), render("launchagent", command=argv))
-
-    def remove(self) -> bool:
-        return _unlink(launchagent_path())
-
-
-class _Registry(Protocol):
-    """The few HKEY_CURRENT_USER operations needed (a fake replaces it in tests)."""
-
-    def get(self, key: str, name: str) -> object | None: ...
-    def set(self, key: str, name: str, value: str) -> None: ...
-    def delete(self, key: str, name: str) -> None: ...
-
-
-class _WinReg:
-    """``winreg`` on HKEY_CURRENT_USER; imported on first use, and only on Windows."""
-
-    def get(self, key: str, name: str) -> object | None:
-        if sys.platform != "win32":
-            raise OSError("the Windows registry is only available on Windows")
-        import winreg
-
-        try:
-            with winreg.OpenKey(winreg.HKEY_CURRENT_USER, key) as handle:
-                value: object = winreg.QueryValueEx(handle, name)[0]
-                return value
-        except FileNotFoundError:
-            return None
-
-    def set(self, key: str, name: str, value: str) -> None:
-        if sys.platform != "win32":
-            raise OSError("the Windows registry is only available on Windows")
-        import winreg
-
-        with winreg.CreateKeyEx(winreg.HKEY_CURRENT_USER, key, 0, winreg.KEY_SET_VALUE) as handle:
-            winreg.SetValueEx(handle, name, 0, winreg.REG_SZ, value)
-
-    def delete(self, key: str, name: str) -> None:
-        if sys.platform != "win32":
-            raise OSError("the Windows registry is only available on Windows")
-        import winreg
-
-        try:
-            with winreg.OpenKey(winreg.HKEY_CURRENT_USER, key, 0, winreg.KEY_SET_VALUE) as handle:
-                winreg.DeleteValue(handle, name)
-        except FileNotFoundError:
-            pass
-
-
-#: Replaced by tests with an in-memory registry.
-_registry: _Registry | None = None
-
-
-def _reg() -> _Registry:
-    return _registry if _registry is not None else _WinReg()
-
-
-class _RunKey:
-    """``HKCU\\...\\Run`` value ``traceagent``, honouring Task Manager's ``StartupApproved`` mark."""
-
-    def read(self) -> _Entry | None:
-        value = _reg().get(RUN_KEY, APP_NAME)
-        if not isinstance(value, str):
-            return None
-        where = f"HKCU\\{RUN_KEY}\\{APP_NAME}"
-        argv = templates.split_windows_cmdline(value)
-        approved = _reg().get(APPROVED_KEY, APP_NAME)
-        # First byte even (02, 06) = enabled; odd (03, 07) = disabled by Task Manager or Settings.
-        if isinstance(approved, bytes) and approved and approved[0] & 1:
-            return _Entry(where, argv, False, "Run-key entry turned off in Task Manager / Settings > Startup")
-        return _Entry(where, argv, True, "Run-key entry: the tray starts at login")
-
-    def write(self, argv: list[str], *, user_enabled: bool = True) -> None:
-        line = templates.render("windows-run", command=argv)
-        if len(line) > _RUN_VALUE_MAX:
-            log.warning("start-at-login command is %d characters; Windows may ignore it", len(line))
-        _reg().set(RUN_KEY, APP_NAME, line)
-        if user_enabled:
-            _reg().delete(APPROVED_KEY, APP_NAME)  # an explicit enable lifts Task Manager's "disabled"
-
-    def remove(self) -> bool:
-        existed = _reg().get(RUN_KEY, APP_NAME) is not None
-        _reg().delete(RUN_KEY, APP_NAME)
-        _reg().delete(APPROVED_KEY, APP_NAME)
-        return existed
-
-
-def _backends() -> list[_Backend]:
+def _backends() -> list[Backend]:
     """This OS's backends; the first is the tray's, the last the headless one (may be the same)."""
     plat = current_platform()
     if plat == "macos":
-        return [_LaunchAgent()]
+        return [LaunchAgent()]
     if plat == "windows":
-        return [_RunKey()]
-    return [_XdgAutostart(), _SystemdUser()]
+        return [RunKey()]
+    return [XdgAutostart(), SystemdUser()]
 
 
 # -- the API ---------------------------------------------------------------------------------------------
 
 
-def _status_from(entry: _Entry) -> AutostartStatus:
+def _status_from(entry: Entry) -> AutostartStatus:
     target = entry.argv[0] if entry.argv else None
     exists = bool(target) and _is_runnable(target or "")
     detail = entry.detail if exists else f"{entry.detail}; its program {target!r} is missing (stale entry)"
@@ -582,10 +293,10 @@ def enable(*, headless: bool = False) -> AutostartStatus:
     command = executable_command(headless=headless)
     backends = _backends()
     chosen = backends[-1] if headless else backends[0]
+    chosen.write(command, user_enabled=True)
     for backend in backends:
         if backend is not chosen:
-            backend.remove()
-    chosen.write(command, user_enabled=True)
+            backend.remove()  # one entry only: tray and headless daemon must not both start
     log.info("start at login enabled: %s", " ".join(command))
     return status()
 
@@ -638,107 +349,34 @@ def repair() -> bool:
 
 
 def install_launcher(icon: str | os.PathLike[str] | None = None) -> Path:
-    """Linux: write the app-menu launcher, copying ``icon`` (a PNG) into the user's hicolor theme.
+    """Linux: write the app-menu launcher and put the app icon in the user's hicolor theme.
+
+    Args:
+        icon: the PNG to install; by default the one shipped in the package (``traceagent.icons``),
+            if any. Without an icon the launcher names a stock icon, never a missing one.
 
     Returns:
         The launcher's path.
     """
+    if icon is None:
+        from traceagent.icons import app_icon_path
+
+        icon = app_icon_path()
     if icon is not None:
-        target = icon_path()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _write(target, Path(icon).read_bytes())
+        write_file(icon_path(), Path(icon).read_bytes())
+    # No update-desktop-database: the entry has no MimeType, and desktops watch the folder themselves.
     path = launcher_path()
-    _write(path, render("desktop", command=executable_command()))
-    if shutil.which("update-desktop-database"):
-        subprocess.run(["update-desktop-database", str(path.parent)], check=False, capture_output=True)
+    write_file(path, render("desktop", command=executable_command()))
     return path
 
 
 def remove_launcher() -> list[Path]:
     """Linux: remove the launcher and its icon; returns what was removed."""
-    removed = [p for p in (launcher_path(), icon_path()) if _unlink(p)]
-    if removed and shutil.which("update-desktop-database") and launcher_path().parent.is_dir():
-        subprocess.run(
-            ["update-desktop-database", str(launcher_path().parent)], check=False, capture_output=True
-        )
-    return removed
-
-
-# -- python -m traceagent.autostart ----------------------------------------------------------------------
-
-
-def _print_status(st: AutostartStatus, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(asdict(st), indent=2))
-        return
-    print(f"start at login: {'on' if st.enabled else 'off'}")
-    if st.path:
-        print(f"entry:  {st.path}")
-        print(f"runs:   {st.target} ({'ok' if st.target_exists else 'MISSING'})")
-    print(st.detail)
+    return [p for p in (launcher_path(), icon_path()) if unlink(p)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m traceagent.autostart``: the installers' way in (same code as ``traceagent autostart``).
+    """``python -m traceagent.autostart ...``: the installers' way in (see :mod:`traceagent.autostart._cli`)."""
+    from traceagent.autostart._cli import main as cli_main
 
-    Subcommands: ``enable [--headless]``, ``disable``, ``status [--json]``, ``repair``,
-    ``render KIND [--headless] [--out PATH]``, ``command [--headless] [--json]``,
-    ``launcher install [--icon PNG]``, ``launcher remove``.
-    """
-    parser = argparse.ArgumentParser(
-        prog="python -m traceagent.autostart",
-        description="Start traceagent at login (installers' entry point).",
-    )
-    sub = parser.add_subparsers(dest="action", required=True)
-    p_enable = sub.add_parser("enable", help="start traceagent at login")
-    p_enable.add_argument("--headless", action="store_true", help="no tray (Linux: systemd user unit)")
-    sub.add_parser("disable", help="remove the start-at-login entry")
-    p_status = sub.add_parser("status", help="show the start-at-login entry")
-    p_status.add_argument("--json", action="store_true")
-    sub.add_parser("repair", help="re-point a stale entry at the installed command")
-    p_render = sub.add_parser("render", help="print or write one entry from the templates")
-    p_render.add_argument("kind", choices=list(templates.KINDS))
-    p_render.add_argument("--headless", action="store_true")
-    p_render.add_argument("--out", type=Path, help="write here instead of printing")
-    p_cmd = sub.add_parser("command", help="print the installed command an entry would run")
-    p_cmd.add_argument("--headless", action="store_true")
-    p_cmd.add_argument("--json", action="store_true", help="as a JSON list")
-    p_launcher = sub.add_parser("launcher", help="Linux app-menu launcher")
-    p_launcher.add_argument("launcher_action", choices=["install", "remove"])
-    p_launcher.add_argument("--icon", type=Path, help="PNG to install as the launcher icon")
-    args = parser.parse_args(argv)
-
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        if args.action == "enable":
-            _print_status(enable(headless=args.headless), False)
-        elif args.action == "disable":
-            _print_status(disable(), False)
-        elif args.action == "status":
-            _print_status(status(), args.json)
-        elif args.action == "repair":
-            print("repaired" if repair() else "nothing to repair")
-        elif args.action == "render":
-            text = render(args.kind, **({"headless": True} if args.headless else {}))
-            if args.out:
-                _write(args.out, text)
-            else:
-                sys.stdout.write(text if text.endswith("\n") else text + "\n")
-        elif args.action == "command":
-            command = executable_command(headless=args.headless)
-            windows = current_platform() == "windows"
-            shown = subprocess.list2cmdline(command) if windows else shlex.join(command)
-            print(json.dumps(command) if args.json else shown)
-        elif args.launcher_action == "install":
-            print(install_launcher(args.icon))
-        else:
-            for path in remove_launcher():
-                print(f"removed {path}")
-    except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return cli_main(argv)

@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from traceagent.auth import scrub
 from traceagent.sinks.base import ErrorKind, Sink, SinkError, UploadItem
 
 if TYPE_CHECKING:
@@ -144,13 +145,6 @@ def parse_bucket_uri(uri: str) -> ParsedBucketUri:
 
 
 # --------------------------------------------------------------------------- error funnel
-def _scrub(text: str, token: str | None) -> str:
-    """``text`` with ``token`` (and anything that looks like an HF token) masked."""
-    if token:
-        text = text.replace(token, "hf_***")
-    return re.sub(r"\bhf_[A-Za-z0-9]{8,}\b", "hf_***", text)
-
-
 def _status_of(exc: BaseException) -> int | None:
     """The HTTP status behind ``exc``: from its response, or from hf_xet's message text."""
     response = getattr(exc, "response", None)
@@ -194,7 +188,7 @@ def _retry_after(exc: BaseException) -> float | None:
 def _short(exc: BaseException, token: str | None) -> str:
     """A one-line, token-free description of ``exc`` for messages."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    first = _scrub(first, token)
+    first = scrub(first, token)
     if len(first) > 300:
         first = first[:297] + "..."
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
@@ -553,7 +547,7 @@ class HfSink(Sink):
         transient = False
         for f in failures:
             key = by_remote.get(str(f.get("path", "")))
-            reason = _scrub(str(f.get("error") or "refused by the server"), self._token)
+            reason = scrub(str(f.get("error") or "refused by the server"), self._token)
             if key is None:
                 continue
             failed[key] = f"refused by Hugging Face: {reason}"

@@ -113,10 +113,10 @@ def desktop_exec(argv: Sequence[str]) -> str:
     parts: list[str] = []
     for arg in argv:
         _check_no_controls(arg)
-        arg = arg.replace("%", "%%")
-        if arg == "" or any(ch in _DESKTOP_RESERVED for ch in arg):
-            arg = '"' + re.sub(r'(["`$\\])', r"\\\1", arg) + '"'
-        parts.append(arg)
+        word = arg.replace("%", "%%")
+        if word == "" or any(ch in _DESKTOP_RESERVED for ch in word):
+            word = '"' + re.sub(r'(["`$\\])', r"\\\1", word) + '"'
+        parts.append(word)
     return _desktop_string(" ".join(parts))
 
 
@@ -179,7 +179,7 @@ def parse_desktop_entry(text: str) -> dict[str, str]:
 
 
 def systemd_exec(argv: Sequence[str]) -> str:
-    """Quote ``argv`` for ``ExecStart=``: ``%`` and ``$`` doubled, special arguments double-quoted.
+    """Quote ``argv`` for ``ExecStart=``: ``%`` doubled (``$`` too in arguments), special words double-quoted.
 
     >>> systemd_exec(["/opt/trace agent/bin/traceagent", "run", "--headless"])
     '"/opt/trace agent/bin/traceagent" run --headless'
@@ -188,13 +188,18 @@ def systemd_exec(argv: Sequence[str]) -> str:
         raise ValueError("empty command")
     if not argv[0].startswith("/"):
         raise ValueError(f"systemd needs an absolute program path, got {argv[0]!r}")
+    if any(ch in "'\"\\" for ch in argv[0]):
+        # systemd refuses these in the program path however they are quoted ("special characters").
+        raise ValueError(f"systemd cannot run a program whose path contains quotes or '\\': {argv[0]!r}")
     parts: list[str] = []
-    for arg in argv:
+    for index, arg in enumerate(argv):
         _check_no_controls(arg)
-        arg = arg.replace("%", "%%").replace("$", "$$")
-        if arg == "" or any(ch in _SYSTEMD_SPECIAL for ch in arg):
-            arg = '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        parts.append(arg)
+        word = arg.replace("%", "%%")
+        if index:  # $VAR is expanded in arguments only, not in the program path
+            word = word.replace("$", "$$")
+        if word == "" or any(ch in _SYSTEMD_SPECIAL for ch in word):
+            word = '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        parts.append(word)
     return " ".join(parts)
 
 
@@ -219,7 +224,8 @@ def split_systemd_exec(value: str) -> list[str]:
             while i < len(value) and value[i] != " ":
                 cur.append(value[i])
                 i += 1
-        args.append("".join(cur).replace("%%", "%").replace("$$", "$"))
+        word = "".join(cur).replace("%%", "%")
+        args.append(word.replace("$$", "$") if args else word)
     return args
 
 
@@ -317,7 +323,7 @@ def _plist_string(value: str) -> str:
 
 
 def _fields(
-    kind: str, command: Sequence[str], icon: str, label: str, log_path: str | None, enabled: bool
+    kind: str, command: Sequence[str], *, icon: str, label: str, log_path: str | None, enabled: bool
 ) -> dict[str, str]:
     if kind in ("desktop", "autostart-desktop"):
         _check_no_controls(icon)
@@ -388,6 +394,6 @@ def render(
     command = list(command)
     if not command:
         raise ValueError("empty command")
-    fields = _fields(kind, command, icon, label, log_path, enabled)
+    fields = _fields(kind, command, icon=icon, label=label, log_path=log_path, enabled=enabled)
     text = string.Template(template_text(kind)).substitute(fields)
     return text.rstrip("\n") if kind == "windows-run" else text

@@ -1,0 +1,329 @@
+"""The redactor: prefilter, confirm, merge spans, replace, keep every JSON line valid."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import own_secrets
+from .boundaries import widen_to_escapes
+from .engines import EngineUnavailable, Prefilter, make_prefilter
+from .rules import BUILTIN_NAMES, BUILTIN_RULES, Rule, known_value_rule, user_rule
+
+log = logging.getLogger(__name__)
+
+_RULE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}\Z")
+_PREVIEW_BLOCK = 1 << 20
+
+
+class RedactConfigError(ValueError):
+    """A redaction setting is invalid; the message names the rule or pattern at fault."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One redaction: rule, 1-based line number, byte span within the line, masked value."""
+
+    rule: str
+    line_no: int
+    start: int
+    end: int
+    masked: str
+
+
+def mask(value: bytes) -> str:
+    """Show at most the first 4 characters (fewer for short values) and the length."""
+    text = value.decode("utf-8", "replace")
+    shown = min(4, len(text) // 4)
+    return f"{text[:shown]}…({len(text)} chars)"
+
+
+def marker(rule: str) -> bytes:
+    return b"[REDACTED:" + rule.encode("ascii") + b"]"
+
+
+def _is_json(line: bytes) -> bool:
+    try:
+        json.loads(line.decode("utf-8"))
+    except ValueError:  # also UnicodeDecodeError
+        return False
+    return True
+
+
+# (start, end, rule index) after merging: the lowest rule index names the marker.
+_Span = tuple[int, int, int]
+
+
+class Redactor:
+    """Redacts secrets from complete JSONL lines. Build one with :meth:`from_settings`."""
+
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        *,
+        allow_exact: frozenset[bytes] = frozenset(),
+        allow_regex: Sequence[re.Pattern[bytes]] = (),
+        engine: str | None = None,
+    ) -> None:
+        self.rules: tuple[Rule, ...] = tuple(rules)
+        self._allow_exact = allow_exact
+        self._allow_regex = tuple(allow_regex)
+        self._always = [i for i, r in enumerate(self.rules) if r.always]
+        self._all = list(range(len(self.rules)))
+        self._prefilter: Prefilter = make_prefilter(self.rules, engine)
+        self.engine_name: str = self._prefilter.name
+        log.debug("redactor: %d rules, engine %s", len(self.rules), self.engine_name)
+
+    @classmethod
+    def from_settings(
+        cls,
+        *,
+        extra_rules: Mapping[str, str] = {},  # noqa: B006 - read-only default, part of the API
+        allowlist: Sequence[str] = (),
+        own_secrets: bool = True,
+        environ: Mapping[str, str] | None = None,
+        home: Path | None = None,
+        extra_values: Sequence[str] = (),
+        engine: str | None = None,
+    ) -> Redactor:
+        """Build a redactor from user settings.
+
+        ``extra_rules``: rule name → regex (Python syntax); the group named ``secret`` is
+        redacted if present, else the whole match. ``allowlist``: values never redacted;
+        an entry ``re:<regex>`` is a regex that must match the whole value, anything else is
+        an exact string. ``own_secrets``: also redact the exact values of secret-looking
+        environment variables and of local credential files. ``extra_values``: more exact
+        values (the HF token traceagent itself uses). ``engine``: ``"hyperscan"``, ``"re2"``,
+        ``"stdlib"`` or ``"auto"``; default: ``$TRACEAGENT_REDACT_ENGINE`` or auto.
+        """
+        rules: list[Rule] = list(BUILTIN_RULES)
+        values: list[tuple[str, str]] = [("extra", v) for v in extra_values if v and v.strip()]
+        if own_secrets:
+            env = os.environ if environ is None else environ
+            values += own_secrets_collect(env, home if home is not None else Path.home())
+        rules += _known_rules(values)
+        rules += _user_rules(extra_rules)
+        exact, regexes = _parse_allowlist(allowlist)
+        try:
+            return cls(rules, allow_exact=exact, allow_regex=regexes, engine=engine)
+        except EngineUnavailable as exc:
+            raise RedactConfigError(f"redaction engine: {exc}") from exc
+
+    # -- public API -----------------------------------------------------------------------
+
+    def redact_chunk(self, data: bytes) -> tuple[bytes, dict[str, int]]:
+        """Redact complete JSONL lines. Lines without findings come back byte-identical."""
+        counts: dict[str, int] = {}
+        pieces: list[bytes] = []
+        last = 0
+        for ls, le, ids in self._candidates(data):
+            line = data[ls:le]
+            spans = self._spans(line, ids)
+            if not spans:
+                continue
+            new_line = self._apply(line, spans, counts)
+            pieces += (data[last:ls], new_line)
+            last = le
+        if not pieces:
+            return data, counts
+        pieces.append(data[last:])
+        return b"".join(pieces), counts
+
+    def findings(self, data: bytes) -> list[Finding]:
+        """What :meth:`redact_chunk` would replace, with masked values (for previews)."""
+        out: list[Finding] = []
+        line_no, pos = 1, 0
+        for ls, le, ids in self._candidates(data):
+            line_no += data.count(b"\n", pos, ls)
+            pos = ls
+            line = data[ls:le]
+            for s, e, idx in self._spans(line, ids):
+                out.append(Finding(self.rules[idx].name, line_no, s, e, mask(line[s:e])))
+        return out
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _candidates(self, data: bytes) -> list[tuple[int, int, list[int]]]:
+        if not self._always:
+            return self._prefilter.candidates(data)
+        flagged = {ls: (le, ids) for ls, le, ids in self._prefilter.candidates(data)}
+        out: list[tuple[int, int, list[int]]] = []
+        pos = 0
+        for raw in data.split(b"\n"):
+            n = len(raw)
+            if n:
+                ids = flagged[pos][1] if pos in flagged else []
+                out.append((pos, pos + n, sorted(set(ids) | set(self._always))))
+            pos += n + 1
+        return out
+
+    def _allowed(self, value: bytes) -> bool:
+        if value in self._allow_exact:
+            return True
+        return any(rx.fullmatch(value) for rx in self._allow_regex)
+
+    def _spans(self, line: bytes, ids: Sequence[int]) -> list[_Span]:
+        """Confirmed, allow-listed, escape-safe and merged spans of ``line``."""
+        found: list[_Span] = []
+        lowered: bytes | None = None
+        for idx in ids:
+            rule = self.rules[idx]
+            if rule.ci:
+                if lowered is None:
+                    lowered = line.lower()
+                text = lowered
+            else:
+                text = line
+            for m in rule.regex.finditer(text):
+                span = rule.check(line, m)
+                if span is None or self._allowed(line[span[0] : span[1]]):
+                    continue
+                s, e = widen_to_escapes(line, *span)
+                found.append((s, e, idx))
+        if len(found) < 2:
+            return found
+        found.sort(key=lambda t: (t[0], -t[1], t[2]))
+        merged = [found[0]]
+        for s, e, idx in found[1:]:
+            ps, pe, pidx = merged[-1]
+            if s < pe:
+                merged[-1] = (ps, max(pe, e), min(pidx, idx))
+            else:
+                merged.append((s, e, idx))
+        return merged
+
+    def _replace(self, line: bytes, spans: Sequence[_Span]) -> bytes:
+        out: list[bytes] = []
+        last = 0
+        for s, e, idx in spans:
+            out += (line[last:s], marker(self.rules[idx].name))
+            last = e
+        out.append(line[last:])
+        return b"".join(out)
+
+    def _apply(self, line: bytes, spans: Sequence[_Span], counts: dict[str, int]) -> bytes:
+        new_line = self._replace(line, spans)
+        if not _is_json(new_line) and _is_json(line):
+            log.warning("redaction broke a JSON line; redacting it string by string instead")
+            return self._structured(line, counts)
+        for _, _, idx in spans:
+            name = self.rules[idx].name
+            counts[name] = counts.get(name, 0) + 1
+        return new_line
+
+    def _structured(self, line: bytes, counts: dict[str, int]) -> bytes:
+        """Fallback: decode the line, redact each key and string alone, encode again."""
+
+        def fix(value: str) -> str:
+            raw = json.dumps(value, ensure_ascii=False)[1:-1].encode("utf-8", "surrogatepass")
+            spans = self._spans(raw, self._all)
+            if not spans:
+                return value
+            for _, _, idx in spans:
+                name = self.rules[idx].name
+                counts[name] = counts.get(name, 0) + 1
+            try:
+                result = json.loads(b'"' + self._replace(raw, spans) + b'"')
+            except ValueError:
+                return marker(self.rules[spans[0][2]].name).decode("ascii")
+            return str(result)
+
+        def walk(obj: Any) -> Any:
+            if isinstance(obj, str):
+                return fix(obj)
+            if isinstance(obj, list):
+                return [walk(v) for v in obj]
+            if isinstance(obj, dict):
+                return {fix(k): walk(v) for k, v in obj.items()}
+            return obj
+
+        cleaned = walk(json.loads(line.decode("utf-8")))
+        try:
+            return json.dumps(cleaned, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        except UnicodeEncodeError:
+            return json.dumps(cleaned, separators=(",", ":")).encode("ascii")
+
+
+def own_secrets_collect(environ: Mapping[str, str], home: Path) -> list[tuple[str, str]]:
+    return own_secrets.collect(environ, home)
+
+
+def _safe_label(label: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "_", label)[:48] or "value"
+    return f"known:{cleaned}"
+
+
+def _known_rules(values: Sequence[tuple[str, str]]) -> list[Rule]:
+    """Exact-value rules: each value as written and JSON-escaped once and twice."""
+    rules: list[Rule] = []
+    seen: set[bytes] = set()
+    for label, value in values:
+        once = json.dumps(value, ensure_ascii=False)[1:-1]
+        twice = json.dumps(once, ensure_ascii=False)[1:-1]
+        forms = [once, twice]
+        if once == value:
+            forms.insert(0, value)
+        for form in forms:
+            raw = form.encode("utf-8", "surrogatepass")
+            if raw not in seen:
+                seen.add(raw)
+                rules.append(known_value_rule(_safe_label(label), raw))
+    return rules
+
+
+def _user_rules(extra_rules: Mapping[str, str]) -> list[Rule]:
+    rules: list[Rule] = []
+    for name, source in extra_rules.items():
+        if not isinstance(name, str) or not _RULE_NAME.match(name):
+            raise RedactConfigError(
+                f"redaction rule name {name!r} is invalid: use 1-64 letters, digits, '_', '.', ':' or '-'"
+            )
+        if name in BUILTIN_NAMES or name.startswith("known:"):
+            raise RedactConfigError(f"redaction rule {name!r} clashes with a built-in rule name")
+        if not isinstance(source, str) or not source:
+            raise RedactConfigError(f"redaction rule {name!r}: the regex must be a non-empty string")
+        try:
+            regex = re.compile(source.encode("utf-8"))
+        except re.error as exc:
+            raise RedactConfigError(f"redaction rule {name!r}: invalid regex {source!r}: {exc}") from exc
+        if regex.fullmatch(b"") is not None:
+            raise RedactConfigError(f"redaction rule {name!r}: regex {source!r} matches the empty string")
+        rules.append(user_rule(name, regex))
+    return rules
+
+
+def _parse_allowlist(entries: Sequence[str]) -> tuple[frozenset[bytes], list[re.Pattern[bytes]]]:
+    exact: set[bytes] = set()
+    regexes: list[re.Pattern[bytes]] = []
+    for entry in entries:
+        if not isinstance(entry, str) or not entry:
+            raise RedactConfigError(f"redaction allowlist entry {entry!r} must be a non-empty string")
+        if entry.startswith("re:"):
+            try:
+                regexes.append(re.compile(entry[3:].encode("utf-8")))
+            except re.error as exc:
+                raise RedactConfigError(f"redaction allowlist regex {entry[3:]!r} is invalid: {exc}") from exc
+        else:
+            exact.add(entry.encode("utf-8"))
+    return frozenset(exact), regexes
+
+
+def preview_file(path: Path, redactor: Redactor) -> Iterator[Finding]:
+    """Findings for a file, read in blocks of whole lines (never the whole file at once)."""
+    with open(path, "rb") as fh:
+        base = 0
+        while True:
+            block = fh.read(_PREVIEW_BLOCK)
+            if not block:
+                return
+            if not block.endswith(b"\n"):
+                block += fh.readline()  # finish the last line (a huge line is read whole)
+            for f in redactor.findings(block):
+                yield Finding(f.rule, f.line_no + base, f.start, f.end, f.masked)
+            base += block.count(b"\n")

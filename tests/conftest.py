@@ -1,0 +1,122 @@
+"""Shared fixtures: every test runs in its own HOME, config, state and HF cache."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CORPUS = FIXTURES / "corpus"
+
+#: corpus folder -> where the agent keeps it under HOME, and the remote folder
+LAYOUT = {
+    "claude-code/projects": (".claude/projects", "claude"),
+    "codex/sessions": (".codex/sessions", "codex"),
+    "pi/sessions": (".pi/agent/sessions", "pi"),
+}
+
+_ISOLATED_VARS = (
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "CLAUDE_CONFIG_DIR",
+    "CODEX_HOME",
+    "PI_CODING_AGENT_DIR",
+    "TRACEAGENT_DESTINATION",
+    "HF_ENDPOINT",
+    "BROWSER",
+)
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """An isolated environment (also applied to this process) for engine and CLI tests."""
+    home = tmp_path / "home"
+    home.mkdir()
+    values = {
+        "HOME": str(home),
+        "TRACEAGENT_HOME": str(tmp_path / "ta"),
+        "HF_HOME": str(tmp_path / "hf"),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_DATA_HOME": str(home / ".local/share"),
+        "XDG_STATE_HOME": str(home / ".local/state"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+    }
+    for k in _ISOLATED_VARS:
+        monkeypatch.delenv(k, raising=False)
+    for k, v in values.items():
+        monkeypatch.setenv(k, v)
+    full = {k: v for k, v in os.environ.items() if k not in _ISOLATED_VARS}
+    full.update(values)
+    return full
+
+
+def lay_out_corpus(home: Path) -> dict[Path, str]:
+    """Copy the real sessions under ``home`` as each agent lays them out.
+
+    Returns ``local path -> expected remote key`` for every file that must be uploaded.
+    """
+    expected: dict[Path, str] = {}
+    for src_rel, (dst_rel, remote) in LAYOUT.items():
+        src = CORPUS / src_rel
+        dst = home / dst_rel
+        shutil.copytree(src, dst, dirs_exist_ok=True)
+        for f in dst.rglob("*"):
+            if f.is_file():
+                expected[f] = f"{remote}/{f.relative_to(dst).as_posix()}"
+    return expected
+
+
+def write_config(env: dict[str, str], text: str) -> Path:
+    """Write ``config.toml`` in the isolated TRACEAGENT_HOME."""
+    path = Path(env["TRACEAGENT_HOME"]) / "config.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def bucket_dir(env: dict[str, str]) -> Path:
+    """The embedded default destination under the isolated TRACEAGENT_HOME."""
+    return Path(env["TRACEAGENT_HOME"]) / "data" / "bucket"
+
+
+def remote_files(dest: Path) -> dict[str, bytes]:
+    """Every file in a local-folder bucket, by key."""
+    return {f.relative_to(dest).as_posix(): f.read_bytes() for f in sorted(dest.rglob("*")) if f.is_file()}
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 15.0, interval: float = 0.05) -> bool:
+    """Poll until ``predicate()`` is truthy; False on timeout."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
+def run_cli(
+    env: dict[str, str], *args: str, input: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m traceagent ARGS`` in the isolated environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "traceagent", *args],
+        env=env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def corpus_home(env: dict[str, str]) -> Iterator[dict[Path, str]]:
+    """The corpus laid out under the isolated HOME."""
+    yield lay_out_corpus(Path(env["HOME"]))
