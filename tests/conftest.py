@@ -113,6 +113,7 @@ def run_cli(
         capture_output=True,
         text=True,
         timeout=timeout,
+        check=False,
     )
 
 

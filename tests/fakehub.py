@@ -61,9 +61,10 @@ def _iso(ms: float) -> str:
 @dataclasses.dataclass
 class _Failure:
     pattern: re.Pattern[str]
-    status: int
+    status: int  # 0: drop the connection; -1: stall, then answer normally
     headers: dict[str, str]
     times: int
+    delay: float = 0.0
 
 
 @dataclasses.dataclass
@@ -155,6 +156,12 @@ class FakeHub:
         ``"METHOD /path"``) fail with ``status`` (``0``: close the connection unanswered)."""
         with self._lock:
             self._failures.append(_Failure(re.compile(pattern), status, dict(headers or {}), times))
+
+    def stall_next(self, pattern: str, seconds: float, *, times: int = 1) -> None:
+        """Make the next ``times`` matching requests wait ``seconds`` before being handled
+        normally (the client may time out meanwhile; the request still takes effect)."""
+        with self._lock:
+            self._failures.append(_Failure(re.compile(pattern), -1, {}, times, seconds))
 
     def clear_failures(self) -> None:
         """Forget pending injected failures."""
@@ -278,6 +285,9 @@ class _Server(ThreadingHTTPServer):
             self._connections.discard(request)
         super().shutdown_request(request)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that timed out and left: nothing to report
+
     def close_connections(self) -> None:
         with self._conn_lock:
             connections = list(self._connections)
@@ -352,6 +362,11 @@ class _Handler(BaseHTTPRequestHandler):
         with self.fake._lock:
             self.fake.api_bytes_received += len(body)
         failure = self.fake._take_failure(f"{self.command} {path}")
+        if failure is not None and failure.status == -1:
+            with self.fake._lock:
+                self.fake.requests.append(f"{self.command} {path} -> stalled")
+            time.sleep(failure.delay)
+            failure = None
         if failure is not None:
             if failure.status == 0:  # drop the connection: the client sees a protocol/network error
                 with self.fake._lock:

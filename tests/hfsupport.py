@@ -10,6 +10,7 @@ telemetry, no progress bars, and Xet's cache and logs in a throwaway folder rath
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -28,6 +29,7 @@ from traceagent.sinks.base import UploadItem
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
 
 _XET_SCRATCH = tempfile.mkdtemp(prefix="traceagent-tests-xet-")
+atexit.register(shutil.rmtree, _XET_SCRATCH, ignore_errors=True)
 _PROCESS_ENV = {
     "HF_XET_CLIENT_RETRY_MAX_ATTEMPTS": "2",
     "HF_XET_CLIENT_RETRY_BASE_DELAY": "50ms",

@@ -270,6 +270,10 @@ CONTEXTS: dict[str, Context] = {
 }
 
 
+#: Contexts that put the text under a secret-named key: anything there is redacted on purpose.
+SECRET_KEYED_CONTEXTS = frozenset({"quoted-single", "dotenv-result", "json-config"})
+
+
 def dumps(record: object, *, ascii_only: bool = False) -> bytes:
     return json.dumps(record, separators=(",", ":"), ensure_ascii=ascii_only).encode() + b"\n"
 

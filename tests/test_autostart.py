@@ -25,21 +25,30 @@ GOLDEN = Path(__file__).parent / "golden"
 
 HOME_CMD = ["/home/ada/.local/bin/traceagent", "run"]
 # Every character that needs quoting somewhere: space, quotes, %, $, backtick, backslash, shell metas.
-TRICKY_DIR = "/home/Ada Lovelace/it's \"100%\" $HOME `x` a\\b;&|<>~*?#()"
+TRICKY_DIR = '/home/Ada Lovelace/it\'s "100%" $HOME `x` a\\b;&|<>~*?#()'
 TRICKY_CMD = [f"{TRICKY_DIR}/bin/traceagent", "run", "--tag=a b", "50%", "$X", ""]
-WIN_CMD = [r"C:\Users\Ada Lovelace\AppData\Local\traceagent\venv\Scripts\pythonw.exe", "-m", "traceagent", "run"]
+WIN_CMD = [
+    r"C:\Users\Ada Lovelace\AppData\Local\traceagent\venv\Scripts\pythonw.exe",
+    "-m",
+    "traceagent",
+    "run",
+]
 WIN_TRICKY = [r"C:\Program Files\traceagent\traceagentw.exe", "run", 'say "hi"', "trail\\", "a b\\", ""]
 
 #: golden file -> how to render it
 CASES: dict[str, dict[str, object]] = {
     "launcher.desktop": {"kind": "desktop", "command": HOME_CMD},
-    "launcher-tricky.desktop": {"kind": "desktop", "command": TRICKY_CMD, "icon": "/opt/icons/trace agent.png"},
+    "launcher-tricky.desktop": {
+        "kind": "desktop",
+        "command": TRICKY_CMD,
+        "icon": "/opt/icons/trace agent.png",
+    },
     "autostart.desktop": {"kind": "autostart-desktop", "command": HOME_CMD},
     "autostart-user-disabled.desktop": {"kind": "autostart-desktop", "command": HOME_CMD, "enabled": False},
     "traceagent.service": {"kind": "systemd", "command": [*HOME_CMD, "--headless"]},
     "traceagent-tricky.service": {
         "kind": "systemd",
-        "command": ["/opt/Ada Lovelace/100%/$x;y/traceagent", "run", "--headless", "it's \"q\" a\\b", "$HOME"],
+        "command": ["/opt/Ada Lovelace/100%/$x;y/traceagent", "run", "--headless", 'it\'s "q" a\\b', "$HOME"],
     },
     "io.github.traceagent.plist": {
         "kind": "launchagent",
@@ -48,7 +57,11 @@ CASES: dict[str, dict[str, object]] = {
     },
     "io.github.traceagent-tricky.plist": {
         "kind": "launchagent",
-        "command": ["/Users/Ada & <Co>/Application Support/traceagent/venv/bin/traceagent", "run", "--headless"],
+        "command": [
+            "/Users/Ada & <Co>/Application Support/traceagent/venv/bin/traceagent",
+            "run",
+            "--headless",
+        ],
         "log_path": "/Users/Ada & <Co>/Library/Logs/traceagent-launchd.log",
     },
     "windows-run.txt": {"kind": "windows-run", "command": WIN_CMD},
@@ -143,7 +156,9 @@ def test_unrepresentable_commands_are_refused(kind: str, command: list[str]) -> 
 # -- quoting round trips ------------------------------------------------------------------------------------
 
 _arg = st.text(st.characters(min_codepoint=32, max_codepoint=0x2FF, exclude_characters="\x7f"), max_size=12)
-_segment = st.text(st.characters(min_codepoint=32, max_codepoint=0x2FF, exclude_characters="/\x7f"), max_size=8)
+_segment = st.text(
+    st.characters(min_codepoint=32, max_codepoint=0x2FF, exclude_characters="/\x7f"), max_size=8
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -187,18 +202,19 @@ def test_desktop_file_validate(name: str, tmp_path: Path) -> None:
     tool = require_tool("desktop-file-validate", "desktop-file-utils")
     path = tmp_path / "traceagent.desktop"
     path.write_text(_render_case(name), encoding="utf-8")
-    result = subprocess.run([tool, str(path)], capture_output=True, text=True)
+    result = subprocess.run([tool, str(path)], check=False, capture_output=True, text=True)
     assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
 
 
 def _systemd_verify(tool: str, unit: Path, runtime: Path) -> subprocess.CompletedProcess[str]:
     runtime.mkdir(mode=0o700, exist_ok=True)
     env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "SYSTEMD_LOG_COLOR": "0"}
-    return subprocess.run([tool, "--user", "verify", str(unit)], capture_output=True, text=True, env=env)
+    return subprocess.run(
+        [tool, "--user", "verify", str(unit)], check=False, capture_output=True, text=True, env=env
+    )
 
 
-@pytest.fixture
-def systemd_analyze(tmp_path: Path) -> str:
+def working_systemd_analyze(tmp_path: Path) -> str:
     """``systemd-analyze``, checked to work here: a good unit passes and a broken one fails."""
     tool = require_tool("systemd-analyze", "systemd")
     probe = tmp_path / "probe"
@@ -217,6 +233,11 @@ def systemd_analyze(tmp_path: Path) -> str:
     return tool
 
 
+@pytest.fixture
+def systemd_analyze(tmp_path: Path) -> str:
+    return working_systemd_analyze(tmp_path)
+
+
 @pytest.mark.parametrize("tricky", [False, True])
 def test_systemd_analyze_verify(systemd_analyze: str, tmp_path: Path, tricky: bool) -> None:
     # verify checks that the program exists and is executable, so render one that does.
@@ -225,7 +246,7 @@ def test_systemd_analyze_verify(systemd_analyze: str, tmp_path: Path, tricky: bo
     program = folder / "traceagent"
     program.write_text("#!/bin/sh\n")
     program.chmod(0o755)
-    extra = ["it's \"q\" a\\b", "$HOME", "50%"] if tricky else []
+    extra = ['it\'s "q" a\\b', "$HOME", "50%"] if tricky else []
     unit = tmp_path / "traceagent.service"
     unit.write_text(render("systemd", command=[str(program), "run", "--headless", *extra]))
     result = _systemd_verify(systemd_analyze, unit, tmp_path / "rt")

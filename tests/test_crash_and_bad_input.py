@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, bucket_dir, remote_files, run_cli, wait_for, write_config
 
+from conftest import CORPUS, bucket_dir, remote_files, run_cli, wait_for, write_config
 from traceagent.app import build_engine, load_context
 
 
@@ -173,6 +173,7 @@ def test_unreadable_file_and_folder(env: dict[str, str]) -> None:
             capture_output=True,
             text=True,
             timeout=60,
+            check=False,
         )
         assert r.returncode == 1, r.stdout + r.stderr  # one file could not be read
         assert "Uploaded 1 file(s)" in r.stdout

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import bucket_dir, lay_out_corpus, remote_files, wait_for, write_config
 
+from conftest import bucket_dir, lay_out_corpus, remote_files, wait_for, write_config
 from traceagent.app import build_engine, load_context
 from traceagent.engine import Engine
 from traceagent.status import SyncState

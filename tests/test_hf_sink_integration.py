@@ -11,7 +11,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -173,6 +173,36 @@ def test_injected_429_500_and_dropped_connections_end_with_everything_uploaded(
     assert fake_hub.count(r"/batch -> dropped") == 1
 
 
+@pytest.fixture
+def short_http_timeout() -> Iterator[None]:
+    """huggingface_hub's shared client rebuilt with a 0.5 s read timeout (then restored)."""
+    import huggingface_hub
+
+    from traceagent.sinks import hf as hf_mod
+
+    hf_mod.install_http_timeouts()
+    previous = hf_mod.HTTP_TIMEOUT
+    hf_mod.HTTP_TIMEOUT = (2.0, 0.5)
+    huggingface_hub.close_session()
+    try:
+        yield
+    finally:
+        hf_mod.HTTP_TIMEOUT = previous
+        huggingface_hub.close_session()
+
+
+@pytest.mark.usefixtures("short_http_timeout")
+def test_stalled_requests_time_out_and_are_retried(fake_hub: FakeHub, tmp_path: Path) -> None:
+    items = [make_item(tmp_path / "spool", f"claude/{i}.jsonl", b'{"n": %d}\n' % i) for i in range(3)]
+    sink = sink_for(fake_hub)
+    fake_hub.stall_next(r"^GET /api/buckets/alice/agent-sessions$", 2.0)  # bucket_info: no retry inside
+    fake_hub.stall_next(r"/batch$", 2.0)  # /batch: http_backoff retries the timeout
+    errors = sync_until_done(sink, items)
+    assert len(errors) == 1 and "ReadTimeout" in errors[0].message
+    assert_landed(fake_hub, items)
+    assert fake_hub.count(r"-> stalled") == 2
+
+
 def test_batch_failing_for_good_is_transient_then_uploads(fake_hub: FakeHub, tmp_path: Path) -> None:
     items = [make_item(tmp_path / "spool", f"claude/{i}.jsonl", b'{"n": %d}\n' % i) for i in range(3)]
     sink = sink_for(fake_hub)
@@ -269,6 +299,18 @@ def test_public_bucket_refused_then_allowed(fake_hub: FakeHub, tmp_path: Path) -
     assert fake_hub.files(BUCKET) == {}
     assert not fake_hub.buckets[BUCKET].private  # we never flip it behind the user's back
     sink_for(fake_hub, allow_public=True).upload([item])
+    assert_landed(fake_hub, [item])
+
+
+def test_make_private_then_uploads(fake_hub: FakeHub, tmp_path: Path) -> None:
+    fake_hub.create_bucket(BUCKET, private=False)
+    sink = sink_for(fake_hub)
+    with pytest.raises(SinkError):
+        sink.ensure()
+    sink.make_private()
+    assert fake_hub.buckets[BUCKET].private
+    item = make_item(tmp_path / "spool", "a.jsonl", b"1\n")
+    sink.upload([item])
     assert_landed(fake_hub, [item])
 
 

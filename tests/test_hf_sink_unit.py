@@ -432,6 +432,9 @@ def test_url_template() -> None:
         sink.url_for("c/a b.jsonl")
         == "https://hub.example/viewer/alice/agent-sessions?file=laptop/c/a%20b.jsonl"
     )
+    assert HfSink(URI, token=SECRET, endpoint="https://h", url_template="").url_for("k") == (
+        "https://h/buckets/alice/agent-sessions/tree/laptop/k"
+    )
     with pytest.raises(ValueError, match="template"):
         HfSink(URI, token=SECRET, url_template="{nope}")
 

@@ -30,7 +30,8 @@ def _open(state: IconState, variant: str, size: int) -> Image.Image:
     path = ICON_DIR / "tray" / f"{state.value}-{variant}-{size}.png"
     with Image.open(path) as img:
         img.load()
-        return img
+        loaded: Image.Image = img
+        return loaded
 
 
 def _mean_diff(a: Image.Image, b: Image.Image) -> float:
@@ -104,7 +105,9 @@ def test_pngs_are_up_to_date_with_the_script(tmp_path: Path) -> None:
         name = f"tray/{state.value}-{variant}-{size}.png"
         with Image.open(tmp_path / name) as fresh, Image.open(ICON_DIR / name) as committed:
             diff = ImageChops.difference(fresh.convert("RGBA"), committed.convert("RGBA"))
-            assert max(hi for _, hi in diff.getextrema()) <= 2, f"{name} is stale: run assets/render_icons.py"
+            assert max(hi for _, hi in ImageStat.Stat(diff).extrema) <= 2, (
+                f"{name} is stale: run assets/render_icons.py"
+            )
 
 
 def test_load_icon_sizes_and_variants() -> None:
@@ -138,7 +141,7 @@ def test_detect_variant(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], ex
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(icons.sys, "platform", "linux")
+    monkeypatch.setattr("sys.platform", "linux")
     icons.detect_variant.cache_clear()
     try:
         assert icons.detect_variant() == expected
@@ -151,7 +154,7 @@ def test_kde_colour_scheme(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CURRENT_DESKTOP", "KDE")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
-    monkeypatch.setattr(icons.sys, "platform", "linux")
+    monkeypatch.setattr("sys.platform", "linux")
     (tmp_path / "kdeglobals").write_text("[General]\nColorScheme=BreezeLight\n")
     icons.detect_variant.cache_clear()
     try:

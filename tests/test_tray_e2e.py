@@ -17,15 +17,16 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from traysupport import Desktop, missing_requirements, text_rows, wait_for
 
 from traceagent import icons, traymodel
 from traceagent.icons import IconState
+from traysupport import Desktop, missing_requirements, text_rows, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -155,12 +156,15 @@ class TrayUnderTest:
 
 
 def _state_colour(state: IconState) -> tuple[int, int, int]:
-    path = icons.icon_path(state, "light", 64)
-    assert path is not None
+    """The main colour of ``state``'s light icon (its most common opaque pixel)."""
     from PIL import Image
 
+    path = icons.icon_path(state, "light", 64)
+    assert path is not None
     with Image.open(path) as img:
-        return img.convert("RGBA").getpixel((32, 4 if state is IconState.ERROR else 32 + 10))[:3]  # type: ignore[index,no-any-return]
+        pixels = list(img.convert("RGBA").get_flattened_data())
+    opaque = [(p[0], p[1], p[2]) for p in pixels if p[3] == 255]
+    return Counter(opaque).most_common(1)[0][0]
 
 
 def _rows_for(status_fields: dict[str, Any]) -> list[str]:
@@ -206,7 +210,7 @@ def test_menu_pause_open_last_and_quit(tray: TrayUnderTest) -> None:
     x, y, w, h = tray.icon_box()
     assert y < 40, f"the icon is not in the top panel: {(x, y, w, h)}"
     wait_for(lambda: tray.icon_shows(IconState.UP_TO_DATE), 5, what="the up-to-date icon")
-    tray.shot("01-icon.png", (x - 40, 0, x + w + 4, y + h + 4))
+    _share(tray.shot("01-icon.png", (x - 40, 0, x + w + 4, y + h + 4)), "icon.png")
 
     # right click: the whole menu, one text row per model row
     box, rows = tray.open_menu(len(rows_keys))
@@ -216,10 +220,17 @@ def test_menu_pause_open_last_and_quit(tray: TrayUnderTest) -> None:
     # "Recent traces ▸" lists the fake engine's three traces; each opens its own page
     top, bottom = rows[rows_keys.index("recent")]
     tray.desktop.click(box[0] + box[2] // 2, (top + bottom) // 2)
-    sub = wait_for(lambda: [b for b in tray.desktop.popup_windows() if b != box], 5, what="the submenu")[0]
-    sub_rows = wait_for(
-        lambda: len(r := text_rows(tray.desktop.grab(), sub)) == 3 and r, 5, what="3 recent rows"
-    )
+
+    def submenu() -> list[tuple[int, int, int, int]]:
+        return [b for b in tray.desktop.popup_windows() if b != box]
+
+    sub = wait_for(submenu, 5, what="the submenu")[0]
+
+    def recent_rows() -> list[tuple[int, int]] | None:
+        found = text_rows(tray.desktop.grab(), sub)
+        return found if len(found) == 3 else None
+
+    sub_rows = wait_for(recent_rows, 5, what="3 recent rows")
     recent_shot = tray.shot(
         "02b-recent.png", (min(box[0], sub[0]) - 8, 0, 800, max(box[1] + box[3], sub[1] + sub[3]) + 8)
     )
@@ -279,7 +290,7 @@ def test_notification_once_and_sign_in_dialog(tray: TrayUnderTest) -> None:
     tray.control(state="signin_needed", pending=3, bumps=4)  # more status changes, same cause
     time.sleep(1.5)
     assert tray.desktop.notify_calls().count("Sign-in needed") == 1, tray.desktop.notify_calls()
-    tray.shot("04-notification.png")
+    _share(tray.shot("04-notification.png", (400, 0, 800, 200)), "notification.png")
 
     # "Sign in to Hugging Face…" opens the token window; a rejected token shows why
     keys = _rows_for({"state": "signin_needed", "pending": 3})
@@ -316,3 +327,25 @@ def test_notification_once_and_sign_in_dialog(tray: TrayUnderTest) -> None:
     assert tray.proc.wait(15) == 0, tray.log()
     assert "hf_good" not in tray.log() and "hf_bad" not in tray.log(), "a token reached the log"
     print(f"e2e interaction took {time.monotonic() - t0:.2f}s")
+
+
+def test_no_notification_daemon_and_sigterm(tmp_path: Path) -> None:
+    """Traps 2 and 1 of testing-tray.md: with no notification daemon on the bus, a
+    notification and pystray's close-notification at exit must not crash the tray; and
+    SIGTERM quits like the menu's Quit (engine stopped, exit 0)."""
+    desktop = Desktop(tmp_path, notifications=False)
+    app = TrayUnderTest(desktop, tmp_path)
+    try:
+        app.icon_box()
+        wait_for(lambda: app.icon_shows(IconState.UP_TO_DATE), 5, what="the up-to-date icon")
+        app.control(state="signin_needed")
+        wait_for(lambda: app.icon_shows(IconState.ERROR), 5, what="the error icon")
+        wait_for(lambda: "notification: Sign-in needed" in app.log(), 5, what="the notification attempt")
+        assert desktop.notify_calls() == ["Sign-in needed"]  # sent, but nobody owns the name
+        app.proc.terminate()
+        assert app.proc.wait(15) == 0, app.log()
+        assert [c["method"] for c in app.calls()] == ["stop"]
+        assert "Traceback" not in app.log(), app.log()
+    finally:
+        app.close()
+        desktop.close()

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tray_e2e_app import FakeEngine, make_trace
 
 from traceagent import traymodel
 from traceagent.icons import IconState
 from traceagent.status import AgentInfo, Status, SyncState, TraceInfo
 from traceagent.traymodel import Action, ActionKind, MenuEntry, TrayInputs
+from tray_e2e_app import FakeEngine, make_trace
 
 # 2026-05-12 10:00:00 UTC, a Tuesday
 NOW = dt.datetime(2026, 5, 12, 10, 0, tzinfo=dt.timezone.utc).timestamp()
@@ -59,7 +59,7 @@ def status(**overrides: Any) -> Status:
         "destination": BUCKET,
         "destination_kind": "Hugging Face bucket",
         "agents": (
-            AgentInfo("claude", "Claude Code", ("/home/a/.claude/projects",), 42, True),
+            AgentInfo("claude", "Claude Code", ("/home/a/.claude/projects",), 1203, True),
             AgentInfo("codex", "Codex", ("/home/a/.codex/sessions",), 1, False),
         ),
         "last_upload_at": NOW - 60,
@@ -71,7 +71,9 @@ def status(**overrides: Any) -> Status:
     return Status(**fields)
 
 
-def model(st: Status | None = None, *, recent: tuple[TraceInfo, ...] = (), autostart: bool | None = False) -> Any:
+def model(
+    st: Status | None = None, *, recent: tuple[TraceInfo, ...] = (), autostart: bool | None = False
+) -> Any:
     return traymodel.build_model(
         TrayInputs(
             status=st or status(),
@@ -106,7 +108,11 @@ STATES: dict[SyncState, tuple[dict[str, Any], str, IconState]] = {
     ),
     SyncState.OFFLINE: ({"pending": 12}, "Offline — 12 waiting", IconState.OFFLINE),
     SyncState.SIGNIN_NEEDED: ({}, "Sign-in needed", IconState.ERROR),
-    SyncState.ERROR: ({"last_error": "Folder /mnt/x is not writable"}, "Error: Folder /mnt/x is not writable", IconState.ERROR),
+    SyncState.ERROR: (
+        {"last_error": "Folder /mnt/x is not writable"},
+        "Error: Folder /mnt/x is not writable",
+        IconState.ERROR,
+    ),
 }
 
 
@@ -139,10 +145,16 @@ def test_state(state: SyncState) -> None:
     sync_now = entry(m, "sync_now")
     assert sync_now.enabled is (state not in (SyncState.PAUSED, SyncState.SIGNIN_NEEDED))
     assert sync_now.action == Action(ActionKind.SYNC_NOW)
-    assert entry(m, "open_bucket").action == Action(ActionKind.OPEN_URL, "https://huggingface.co/buckets/alice/agent-sessions")
+    assert entry(m, "open_bucket").action == Action(
+        ActionKind.OPEN_URL, "https://huggingface.co/buckets/alice/agent-sessions"
+    )
     assert entry(m, "quit").action == Action(ActionKind.QUIT)
-    assert entry(m, "open_settings").action == Action(ActionKind.OPEN_FILE, "/home/a/.config/traceagent/config.toml")
-    assert entry(m, "open_log").action == Action(ActionKind.OPEN_FILE, "/home/a/.local/state/traceagent/traceagent.log")
+    assert entry(m, "open_settings").action == Action(
+        ActionKind.OPEN_FILE, "/home/a/.config/traceagent/config.toml"
+    )
+    assert entry(m, "open_log").action == Action(
+        ActionKind.OPEN_FILE, "/home/a/.local/state/traceagent/traceagent.log"
+    )
     # nothing enabled is dead: every enabled leaf has an action
     for e in _leaves(m.menu):
         assert not e.enabled or e.action is not None or e.separator, e
@@ -165,14 +177,24 @@ def test_top_level_order_when_signed_in() -> None:
     [
         ({"state": SyncState.SYNCING, "uploading": 1}, "Uploading 1 file…"),
         ({"state": SyncState.SYNCING, "pending": 5}, "Syncing · 5 waiting"),
+        ({"state": SyncState.SYNCING}, "Syncing…"),
         ({"state": SyncState.SYNCING, "uploading": 2, "issues": 1}, "Uploading 2 files… · 1 issue"),
-        ({"uploaded": 1, "issues": 3}, "Up to date · 1 trace · 3 issues"),
+        ({"uploaded": 1, "issues": 3, "agents": ()}, "Up to date · 1 trace · 3 issues"),
         ({"state": SyncState.OFFLINE}, "Offline"),
         ({"state": SyncState.PAUSED, "paused": True}, "Paused"),
         ({"state": SyncState.PAUSED, "paused": True, "paused_until": NOW - 5}, "Paused"),
-        ({"state": SyncState.PAUSED, "paused": True, "paused_until": NOW + 22 * 3600}, "Paused until tomorrow 08:00"),
-        ({"state": SyncState.PAUSED, "paused": True, "paused_until": NOW + 3 * 86400}, "Paused until Fri 15 May 10:00"),
-        ({"state": SyncState.ERROR, "last_error": "Bucket alice/x is public; refusing"}, "Stopped: the bucket is public"),
+        (
+            {"state": SyncState.PAUSED, "paused": True, "paused_until": NOW + 22 * 3600},
+            "Paused until tomorrow 08:00",
+        ),
+        (
+            {"state": SyncState.PAUSED, "paused": True, "paused_until": NOW + 3 * 86400},
+            "Paused until Fri 15 May 10:00",
+        ),
+        (
+            {"state": SyncState.ERROR, "last_error": "Bucket alice/x is public; refusing"},
+            "Stopped: the bucket is public",
+        ),
         ({"state": SyncState.ERROR}, "Error: unknown error"),
         ({"state": SyncState.ERROR, "last_error": "x" * 100}, "Error: " + "x" * 59 + "…"),
     ],
@@ -182,7 +204,13 @@ def test_status_lines(overrides: dict[str, Any], line: str) -> None:
 
 
 def test_local_only() -> None:
-    st = status(destination="/home/a/traces", destination_kind="local folder", signed_in_as=None, uploaded=3)
+    st = status(
+        destination="/home/a/traces",
+        destination_kind="local folder",
+        signed_in_as=None,
+        uploaded=3,
+        agents=(),
+    )
     m = model(st)
     assert m.icon is IconState.LOCAL_ONLY
     assert m.status_line == "Saved locally · 3 traces"
@@ -254,7 +282,7 @@ def test_agents_submenu() -> None:
     sub = entry(model(), "agents").submenu
     assert sub is not None
     assert [(e.label, e.checked, e.action) for e in sub] == [
-        ("Claude Code (42 sessions)", True, Action(ActionKind.DISABLE_AGENT, "claude")),
+        ("Claude Code (1,203 sessions)", True, Action(ActionKind.DISABLE_AGENT, "claude")),
         ("Codex (1 session)", False, Action(ActionKind.ENABLE_AGENT, "codex")),
     ]
     none = entry(model(status(agents=())), "agents")

@@ -6,8 +6,8 @@ import json
 from pathlib import Path, PurePosixPath
 
 import pytest
-from conftest import CORPUS
 
+from conftest import CORPUS
 from traceagent.agents import BY_NAME, SessionMeta
 from traceagent.config import load_settings, parse_settings, update_config
 from traceagent.debounce import Debouncer

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-#: Debian packages the tray tests need (see ci-apt-packages.txt at the repository root).
+#: Debian packages the tray tests need (installed by .ci/run).
 TOOLS = {
     "Xvfb": "xvfb",
     "trayer": "trayer",
@@ -47,6 +47,20 @@ TRAYER = [
     "--transparent",
     "false",
 ]
+#: A session bus with no service folders (so no notification daemon can be activated).
+BARE_BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:tmpdir=/tmp</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"""
 
 
 def missing_requirements() -> list[str]:
@@ -85,8 +99,11 @@ def _stop(procs: list[subprocess.Popen[Any]]) -> None:
 class Desktop:
     """A running Xvfb + session bus + trayer (+ dunst on demand) and helpers to drive it."""
 
-    def __init__(self, workdir: Path, *, width: int = 800, height: int = 600) -> None:
+    def __init__(
+        self, workdir: Path, *, notifications: bool = True, width: int = 800, height: int = 600
+    ) -> None:
         self.workdir = workdir
+        self.notifications = notifications
         self.procs: list[subprocess.Popen[Any]] = []
         self._logs: list[Any] = []
         try:
@@ -121,9 +138,15 @@ class Desktop:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("DBUS_", "WAYLAND_", "PYSTRAY_"))}
         self.env: dict[str, str] = {**base, "DISPLAY": self.display, "NO_AT_BRIDGE": "1"}
         self.dpy = xdisplay.Display(self.display)
-        # the bus gets DISPLAY so that dunst, activated through it, can open the display
+        # the bus gets DISPLAY so that dunst, activated through it, can open the display;
+        # without notifications, a bus with no service folders: nothing can be activated
+        config = ["--session"]
+        if not self.notifications:
+            conf = self.workdir / "bus-no-services.conf"
+            conf.write_text(BARE_BUS_CONFIG)
+            config = [f"--config-file={conf}"]
         bus = subprocess.Popen(
-            ["dbus-daemon", "--session", "--nofork", "--print-address=1"],
+            ["dbus-daemon", *config, "--nofork", "--print-address=1"],
             env=self.env,
             stdout=subprocess.PIPE,
             stderr=self._log("dbus.log"),

@@ -2,7 +2,7 @@
 # Install traceagent for the current user from this checkout (no sudo):
 #   - the package, with pipx or `uv tool` if present, else a venv in
 #     ~/Library/Application Support/traceagent/venv linked as ~/.local/bin/traceagent;
-#   - start at login: ~/Library/LaunchAgents/io.github.traceagent.plist (RunAtLoad, restarted after a crash),
+#   - start at login: ~/Library/LaunchAgents/io.github.traceagent.plist (starts at login, restarted after a crash),
 #     loaded now with launchctl unless --no-start.
 # For a double-clickable traceagent.app instead, see build-app.sh. Undo with uninstall.sh.
 set -euo pipefail

@@ -179,6 +179,10 @@ class DesktopEngine(Engine):
         import webbrowser
 
         if url.startswith("file://") and not url.endswith(".jsonl"):
+            if url == self.config_path.as_uri() and not self.config_path.exists():
+                from traceagent.config import write_default_config
+
+                write_default_config(self.config_path)
             _open_local(url)
             return
         if not webbrowser.open(url):
@@ -273,6 +277,7 @@ def run_daemon(ctx: Context, *, headless: bool) -> int:
         log.info("traceagent %s starting (pid %d); config %s", _version(), os.getpid(), ctx.paths.config_file)
         server.start()
         engine.start()
+        _repair_autostart()
         shown = False
         if not headless:
             from traceagent import tray
@@ -293,6 +298,17 @@ def run_daemon(ctx: Context, *, headless: bool) -> int:
         lock.release()
         log.info("traceagent stopped")
     return 0
+
+
+def _repair_autostart() -> None:
+    """A start-at-login entry that points at a moved executable is rewritten."""
+    from traceagent import autostart
+
+    try:
+        if autostart.repair():
+            log.info("Repaired the start-at-login entry (the traceagent executable had moved)")
+    except Exception:
+        log.warning("Could not check the start-at-login entry", exc_info=True)
 
 
 def _version() -> str:

@@ -330,8 +330,9 @@ def fetch_whoami(token: str, *, endpoint: str | None) -> WhoAmI:
     from huggingface_hub import HfApi
 
     from traceagent import __version__
-    from traceagent.sinks.hf import hub_errors
+    from traceagent.sinks.hf import hub_errors, install_http_timeouts
 
+    install_http_timeouts()
     base = (endpoint or "").rstrip("/") or None
     api = HfApi(endpoint=base, library_name="traceagent", library_version=__version__)
     where = api.endpoint

@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     run = sub.add_parser("run", help="the daemon: tray icon when a desktop is available, else headless")
     run.add_argument("--headless", action="store_true", help="never show a tray icon")
+    run.add_argument(
+        "--if-not-running",
+        action="store_true",
+        help="exit 0 quietly when traceagent already runs (start at login)",
+    )
     s = sub.add_parser("sync", help="one catch-up pass in the foreground")
     s.add_argument("--dry-run", action="store_true", help="list what would be uploaded, upload nothing")
     st = sub.add_parser("status", help="destination, state, counts, last upload, last trace")
@@ -68,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     ol = sub.add_parser("open-last", help="open the viewer page of the most recently updated trace")
     ol.add_argument("--print", action="store_true", help="print the link instead of opening a browser")
     pa = sub.add_parser("pause", help="pause uploads of the running daemon")
-    pa.add_argument("--for", dest="duration", metavar="DURATION", help="e.g. 30m, 1h, 4h (default: until resumed)")
+    pa.add_argument(
+        "--for", dest="duration", metavar="DURATION", help="e.g. 30m, 1h, 4h (default: until resumed)"
+    )
     sub.add_parser("resume", help="resume uploads")
     li = sub.add_parser("login", help="store a Hugging Face token (write access) for traceagent")
     li.add_argument("--token-stdin", action="store_true", help="read the token from standard input")
@@ -115,24 +122,39 @@ def _daemon(ctx: Any, cmd: str, **kw: Any) -> dict[str, Any] | None:
 
     if control.running_pid(ctx.paths) is None:
         return None
-    try:
-        reply = control.request(ctx.paths, cmd, **kw)
-    except (OSError, EOFError) as e:
-        raise UserError(f"traceagent is running but did not answer ({e}).") from None
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            reply = control.request(ctx.paths, cmd, **kw)
+            break
+        except (ConnectionRefusedError, FileNotFoundError) as e:
+            # The daemon holds its lock a moment before its channel opens (start-up).
+            if time.monotonic() > deadline or control.running_pid(ctx.paths) is None:
+                raise UserError(f"traceagent is running but did not answer ({e}).") from None
+            time.sleep(0.1)
+        except (OSError, EOFError) as e:
+            raise UserError(f"traceagent is running but did not answer ({e}).") from None
     if "error" in reply:
         raise UserError(str(reply["error"]))
     return reply
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """``traceagent run [--headless]``."""
+    """``traceagent run [--headless] [--if-not-running]``."""
     from traceagent.app import run_daemon
+    from traceagent.errors import AlreadyRunningError
     from traceagent.logsetup import setup_logging
 
     ctx = _ctx()
     ctx.paths.ensure()
     setup_logging(ctx.paths.log_file, ctx.settings.log_level, stderr=sys.stderr.isatty() or args.headless)
-    return run_daemon(ctx, headless=bool(getattr(args, "headless", False)))
+    try:
+        return run_daemon(ctx, headless=bool(getattr(args, "headless", False)))
+    except AlreadyRunningError as e:
+        if getattr(args, "if_not_running", False):
+            log.info("%s Nothing to do.", e.message)
+            return 0
+        raise
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -166,7 +188,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
     if result.error:
         print(f"traceagent: {result.error}", file=sys.stderr)
     if result.failed or result.pending:
-        print(f"{result.failed + result.pending} file(s) not uploaded yet; see `traceagent status`.", file=sys.stderr)
+        print(
+            f"{result.failed + result.pending} file(s) not uploaded yet; see `traceagent status`.",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -379,7 +404,10 @@ def cmd_pause(args: argparse.Namespace) -> int:
         db.put("paused_until", repr(float("inf") if until is None else until))
         db.close()
         print("traceagent is not running; the pause applies when it starts.")
-    print("Sync paused" + (f" until {_clock(until)}." if until else " until you resume it (`traceagent resume`)."))
+    print(
+        "Sync paused"
+        + (f" until {_clock(until)}." if until else " until you resume it (`traceagent resume`).")
+    )
     return 0
 
 
@@ -434,8 +462,9 @@ def cmd_logout(args: argparse.Namespace) -> int:
         print("Removed the token from " + ", ".join(removed) + ".")
     else:
         print("No stored traceagent token was found.")
-    if ctx.environ.get("HF_TOKEN"):
-        print("Note: HF_TOKEN is set in the environment and is still used.")
+    still = auth.find_token(ctx.environ)
+    if still is not None:
+        print(f"Note: a token is still found in {still.source}; traceagent keeps using it.")
     _daemon(ctx, "reload")
     return 0
 
@@ -450,7 +479,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     dest = ctx.settings.destination
     if not dest and token_info is not None:
         try:
-            name = auth.whoami_cached(token_info.token, endpoint=hf_endpoint(ctx), cache_dir=ctx.paths.state_dir)
+            name = auth.whoami_cached(
+                token_info.token, endpoint=hf_endpoint(ctx), cache_dir=ctx.paths.state_dir
+            )
             dest = f"hf://buckets/{name}/{DEFAULT_BUCKET}"
         except auth.AuthError:
             dest = None
@@ -459,6 +490,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         destination=dest or str(ctx.paths.default_bucket_dir),
         endpoint=hf_endpoint(ctx),
         probe=True,
+        allow_public=ctx.settings.allow_public,
+        environ=ctx.environ,
     )
     bad = 0
     for c in checks:
@@ -472,13 +505,18 @@ def cmd_autostart(args: argparse.Namespace) -> int:
     """``traceagent autostart enable|disable|status``."""
     from traceagent import autostart
 
-    if args.action == "enable":
-        st = autostart.enable(headless=args.headless)
-    elif args.action == "disable":
-        st = autostart.disable()
-    else:
-        st = autostart.status()
-    print(("Start at login: on" if st.enabled else "Start at login: off") + (f" ({st.path})" if st.path else ""))
+    try:
+        if args.action == "enable":
+            st = autostart.enable(headless=args.headless)
+        elif args.action == "disable":
+            st = autostart.disable()
+        else:
+            st = autostart.status()
+    except (OSError, ValueError) as e:
+        raise UserError(f"Could not {args.action} start at login: {e}") from None
+    print(
+        ("Start at login: on" if st.enabled else "Start at login: off") + (f" ({st.path})" if st.path else "")
+    )
     if st.detail:
         print(f"  {st.detail}")
     return 0

@@ -264,3 +264,39 @@ def update_config(path: Path, updates: Mapping[str, Any]) -> None:
     tmp.write_text(new_text, encoding="utf-8")
     os.replace(tmp, path)
     log.info("Updated %s: %s", path, ", ".join(sorted(updates)))
+
+
+DEFAULT_CONFIG = """\
+# traceagent settings. Every key is optional; delete a line to get the default back.
+# Changes apply the next time traceagent starts (the tray's toggles apply at once).
+
+# Where traces go: hf://buckets/<namespace>/<bucket>[/<prefix>], a folder, or file:///path.
+# Unset: your private hf://buckets/<you>/agent-sessions once signed in, else a local folder.
+# destination = "hf://buckets/alice/agent-sessions"
+
+# Upload a file once it has been quiet this long, or kept changing this long (seconds).
+# debounce_seconds = 10
+# max_delay_seconds = 60
+
+# Redact secrets (API keys, tokens, private keys, ...) before anything leaves this machine.
+# redact = true
+
+# Refuse to upload into a public bucket unless this is true.
+# allow_public = false
+
+# [agents.codex]
+# enabled = false                       # stop syncing one agent
+# paths = ["~/work/.codex/sessions"]    # use these folders instead of the detected ones
+
+# [redaction]
+# allowlist = ["not-a-secret-value"]
+# rules = { internal_token = "itk_[A-Za-z0-9]{32}" }
+"""
+
+
+def write_default_config(path: Path) -> None:
+    """Create a commented ``config.toml`` (for "Open settings" on a fresh install)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    parse_settings(DEFAULT_CONFIG, path)  # the template itself must load
+    with open(path, "x", encoding="utf-8") as f:
+        f.write(DEFAULT_CONFIG)

@@ -114,7 +114,7 @@ def check_bucket(
     """Does the bucket exist, and is it private?"""
     if not _is_hf(destination):
         return _check_folder(destination)
-    from traceagent.sinks.hf import classify_error, hub_errors, parse_bucket_uri
+    from traceagent.sinks.hf import classify_error, hub_errors, install_http_timeouts, parse_bucket_uri
 
     try:
         parsed = parse_bucket_uri(destination)
@@ -124,6 +124,7 @@ def check_bucket(
         return Check("bucket", None, f"skipped: no token to look at {parsed.bucket_id}")
     from huggingface_hub import HfApi
 
+    install_http_timeouts()
     api = HfApi(endpoint=endpoint.rstrip("/") if endpoint else None, token=token_info.token)
     try:
         info = api.bucket_info(parsed.bucket_id)
@@ -165,10 +166,16 @@ def _check_folder(destination: str) -> Check:
 
 
 def check_write(
-    token_info: TokenInfo | None, destination: str, endpoint: str | None, *, probe: bool
+    token_info: TokenInfo | None,
+    destination: str,
+    endpoint: str | None,
+    *,
+    probe: bool,
+    allow_public: bool = False,
 ) -> Check:
-    """Upload a tiny probe file to ``.traceagent/doctor-probe.txt`` (creates the bucket,
-    private, if it does not exist yet)."""
+    """Upload a tiny probe file to ``.traceagent/doctor-probe.txt`` at the bucket's root
+    (creates the bucket, private, if it does not exist yet; never writes to a public
+    bucket unless ``allow_public``)."""
     if not _is_hf(destination):
         return Check("write access", None, "skipped: not a Hugging Face destination")
     if not probe:
@@ -179,10 +186,12 @@ def check_write(
     from traceagent.sinks.hf import HfSink, parse_bucket_uri
 
     parsed = parse_bucket_uri(destination)
-    # The probe goes to the bucket's root, whatever prefix the destination has. Privacy is
-    # checked by the bucket check; the probe holds nothing private.
+    # The probe goes to the bucket's root, whatever prefix the destination has.
     sink = HfSink(
-        f"hf://buckets/{parsed.bucket_id}", token=token_info.token, endpoint=endpoint, allow_public=True
+        f"hf://buckets/{parsed.bucket_id}",
+        token=token_info.token,
+        endpoint=endpoint,
+        allow_public=allow_public,
     )
     now = datetime.datetime.now(datetime.timezone.utc)
     body = (
@@ -361,7 +370,10 @@ def run_checks(
         ("token", lambda: check_token(token_info)),
         ("whoami", lambda: check_whoami(token_info, endpoint)),
         ("bucket", lambda: check_bucket(token_info, destination, endpoint, allow_public=allow_public)),
-        ("write access", lambda: check_write(token_info, destination, endpoint, probe=probe)),
+        (
+            "write access",
+            lambda: check_write(token_info, destination, endpoint, probe=probe, allow_public=allow_public),
+        ),
         ("keyring", check_keyring),
         ("inotify", check_inotify),
         ("tray", lambda: check_tray(environ)),

@@ -555,7 +555,7 @@ def run_tray(engine: TrayEngine, *, host_wait: float = TRAY_HOST_WAIT) -> bool:
         log.exception("no tray icon: building it failed")
         return False
     log.info(
-        "tray: pystray backend %s (%s, %s reason; default action %s, notifications %s)",
+        "tray: pystray backend %s (%s, %s; default action %s, notifications %s)",
         backend,
         type(icon).__module__,
         reason,

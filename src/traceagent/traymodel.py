@@ -254,9 +254,13 @@ def status_line(status: Status, now: float) -> str:
     if state is SyncState.SYNCING:
         if status.uploading:
             return f"Uploading {_plural(status.uploading, 'file')}…{issues}"
-        return f"Syncing · {status.pending:,} waiting{issues}"
+        if status.pending:
+            return f"Syncing · {status.pending:,} waiting{issues}"
+        return f"Syncing…{issues}"
     where = "Saved locally" if is_local(status) else "Up to date"
-    return f"{where} · {_plural(status.uploaded, 'trace')}{issues}"
+    # Sessions, not files: subagent transcripts and sidecars travel with their session.
+    traces = sum(a.sessions for a in status.agents) if status.agents else status.uploaded
+    return f"{where} · {_plural(traces, 'trace')}{issues}"
 
 
 def notices(status: Status) -> list[Notice]:

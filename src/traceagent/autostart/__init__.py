@@ -17,8 +17,8 @@ Windows    ``HKCU\\Software\\Microsoft\\Windows\\CurrentVersion\\Run`` value ``t
 The entry always points at the *installed* command (a ``~/.local/bin``, pipx or uv shim), never at a
 temporary environment, and is read back to tell the truth: an entry the user turned off in the desktop's
 settings is reported as disabled, one whose program vanished as stale. All locations come from the
-environment (``HOME``, ``XDG_*``, ``APPDATA``), so tests run against a temporary home. The file contents
-come from :mod:`traceagent.templates`.
+environment (``HOME``, ``XDG_*``), so tests run against a temporary home (and an in-memory registry).
+The file contents come from :mod:`traceagent.templates`.
 """
 
 from __future__ import annotations
@@ -218,9 +218,11 @@ def executable_command(*, headless: bool = False) -> list[str]:
     Example::
 
         >>> executable_command(headless=True)  # doctest: +SKIP
-        ['/home/ada/.local/bin/traceagent', 'run', '--headless']
+        ['/home/ada/.local/bin/traceagent', 'run', '--if-not-running', '--headless']
     """
-    return [*_program(), "run", *(["--headless"] if headless else [])]
+    # --if-not-running: at login a second instance is not an error (launchd and systemd would
+    # otherwise restart it over and over).
+    return [*_program(), "run", "--if-not-running", *(["--headless"] if headless else [])]
 
 
 def render(kind: str, **fields: Any) -> str:
@@ -289,6 +291,8 @@ def enable(*, headless: bool = False) -> AutostartStatus:
 
     Raises:
         OSError: the entry could not be written.
+        ValueError: the command cannot be expressed in this entry format (e.g. systemd and a program
+            path containing a quote); the message says why.
     """
     command = executable_command(headless=headless)
     backends = _backends()
@@ -326,8 +330,8 @@ def repair() -> bool:
     try:
         for backend in _backends():
             entry = backend.read()
-            if entry is None or not _stale(entry.argv):
-                continue
+            if entry is None or not entry.argv or not _stale(entry.argv):
+                continue  # none, unreadable (never overwrite what we cannot read), or healthy
             command = executable_command(headless="--headless" in entry.argv)
             if _stale(command):
                 log.warning(

@@ -112,16 +112,30 @@ def unlink(path: Path) -> bool:
 
 @dataclass(frozen=True)
 class Entry:
+    """An entry as found: where, the command it runs, whether the user left it on, and a sentence."""
+
     path: str
     argv: list[str]
     user_enabled: bool
     detail: str
 
 
+def unreadable(path: Path | str, exc: Exception) -> Entry:
+    """An entry that exists but cannot be read: reported (off), never rewritten."""
+    return Entry(str(path), [], False, f"start-at-login entry cannot be read: {exc}")
+
+
 class Backend(Protocol):
-    def read(self) -> Entry | None: ...
-    def write(self, argv: list[str], *, user_enabled: bool = True) -> None: ...
-    def remove(self) -> bool: ...
+    """One start-at-login mechanism."""
+
+    def read(self) -> Entry | None:
+        """The entry, or None when there is none."""
+
+    def write(self, argv: list[str], *, user_enabled: bool = True) -> None:
+        """Write the entry for ``argv``; ``user_enabled=False`` keeps a user's "off" where it can."""
+
+    def remove(self) -> bool:
+        """Remove the entry; False if there was none."""
 
 
 class XdgAutostart:
@@ -131,8 +145,10 @@ class XdgAutostart:
         path = xdg_autostart_path()
         try:
             keys = templates.parse_desktop_entry(path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, UnicodeDecodeError):
+        except FileNotFoundError:
             return None
+        except (OSError, UnicodeDecodeError) as exc:
+            return unreadable(path, exc)
         argv = templates.split_desktop_exec(keys.get("Exec", ""))
         if keys.get("Hidden", "").lower() == "true":
             return Entry(
@@ -168,8 +184,10 @@ class SystemdUser:
         unit = systemd_unit_path()
         try:
             sections = templates.parse_unit(unit.read_text(encoding="utf-8"))
-        except (FileNotFoundError, UnicodeDecodeError):
+        except FileNotFoundError:
             return None
+        except (OSError, UnicodeDecodeError) as exc:
+            return unreadable(unit, exc)
         argv = templates.split_systemd_exec(sections.get("Service", {}).get("ExecStart", ""))
         if os.path.lexists(systemd_wants_path()):
             return Entry(str(unit), argv, True, "systemd user unit enabled: headless daemon starts at login")
@@ -233,8 +251,8 @@ class LaunchAgent:
             data = plistlib.loads(path.read_bytes())
         except FileNotFoundError:
             return None
-        except (plistlib.InvalidFileException, ValueError):
-            return Entry(str(path), [], False, "LaunchAgent plist is unreadable")
+        except (OSError, plistlib.InvalidFileException, ValueError) as exc:
+            return unreadable(path, exc)
         argv = [str(a) for a in data.get("ProgramArguments", [])] if isinstance(data, dict) else []
         if isinstance(data, dict) and data.get("Disabled") is True:
             return Entry(str(path), argv, False, "LaunchAgent present but marked Disabled")

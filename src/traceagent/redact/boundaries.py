@@ -100,6 +100,33 @@ def left_ok(line: bytes, start: int) -> bool:
     return c in ALNUM and _after_ansi(line, start)
 
 
+def word_start(line: bytes, pos: int, chars: frozenset[int]) -> int:
+    """Walk back from ``pos`` over ``chars`` to the start of a key name, minus any escape.
+
+    ``\\napiKey`` gives ``apiKey`` (not ``napiKey``), ``\\u0027TOKEN`` gives ``TOKEN``, and
+    neither ``%3D`` nor an ANSI colour code (``ESC[32m``) before the name is part of it.
+    """
+    start = pos
+    while start > 0 and line[start - 1] in chars:
+        start -= 1
+    if start == pos or start == 0:
+        return start
+    before = line[start - 1]
+    if before == BACKSLASH:
+        # An escape letter (``\n``) or ``\uXXXX`` at any escaping depth.
+        skip = 5 if line[start] == _U and all(c in HEX for c in line[start + 1 : start + 5]) else 1
+        return min(start + skip, pos)
+    if before == ord("%") and all(c in HEX for c in line[start : start + 2]):
+        return min(start + 2, pos)
+    if before in (ord("["), ord(";")):
+        end = start
+        while end < pos and line[end] in _ANSI_PARAMS:
+            end += 1
+        if end < pos and line[end] == ord("m") and _after_ansi(line, end + 1):
+            return end + 1
+    return start
+
+
 def right_ok(line: bytes, end: int, body: frozenset[int]) -> bool:
     """The character at ``end`` (if any) is not one that would continue the token."""
     return end >= len(line) or line[end] not in body

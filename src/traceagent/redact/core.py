@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,15 +172,25 @@ class Redactor:
         """Confirmed, allow-listed, escape-safe and merged spans of ``line``."""
         found: list[_Span] = []
         lowered: bytes | None = None
+        keyword_hits: dict[tuple[bytes, bool], list[int]] = {}
         for idx in ids:
             rule = self.rules[idx]
-            if rule.ci:
-                if lowered is None:
-                    lowered = line.lower()
-                text = lowered
+            if lowered is None and (rule.ci or (rule.keywords and rule.keyword_lower)):
+                lowered = line.lower()
+            text = lowered if rule.ci and lowered is not None else line
+            if rule.keywords:
+                starts: set[int] = set()
+                where = lowered if rule.keyword_lower and lowered is not None else line
+                for kw in rule.keywords:
+                    key = (kw, rule.keyword_lower)
+                    hits = keyword_hits.get(key)
+                    if hits is None:
+                        hits = keyword_hits[key] = _find_all(where, kw)
+                    starts.update(hits)
+                matches: Iterable[re.Match[bytes]] = _matches_at(rule.regex, text, starts)
             else:
-                text = line
-            for m in rule.regex.finditer(text):
+                matches = _matches(rule.regex, text)
+            for m in matches:
                 span = rule.check(line, m)
                 if span is None or self._allowed(line[span[0] : span[1]]):
                     continue
@@ -248,6 +258,37 @@ class Redactor:
             return json.dumps(cleaned, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         except UnicodeEncodeError:
             return json.dumps(cleaned, separators=(",", ":")).encode("ascii")
+
+
+def _find_all(text: bytes, kw: bytes) -> list[int]:
+    out: list[int] = []
+    i = text.find(kw)
+    while i >= 0:
+        out.append(i)
+        i = text.find(kw, i + 1)
+    return out
+
+
+def _matches(regex: re.Pattern[bytes], text: bytes) -> Iterator[re.Match[bytes]]:
+    """Every match that starts at a distinct position (overlaps allowed).
+
+    Not ``finditer``: a match must not hide one that starts inside it
+    (``token='client_secret: …'``), so the search resumes one byte after each match start.
+    """
+    search, pos = regex.search, 0
+    while (m := search(text, pos)) is not None:
+        yield m
+        pos = m.start() + 1
+
+
+def _matches_at(regex: re.Pattern[bytes], text: bytes, starts: set[int]) -> Iterator[re.Match[bytes]]:
+    """Same matches as :func:`_matches` for a pattern whose every match starts at a keyword:
+    an anchored match at each keyword occurrence, without a regex scan of the whole line."""
+    match = regex.match
+    for i in sorted(starts):
+        m = match(text, i)
+        if m is not None:
+            yield m
 
 
 def own_secrets_collect(environ: Mapping[str, str], home: Path) -> list[tuple[str, str]]:

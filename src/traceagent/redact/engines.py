@@ -4,13 +4,15 @@ The prefilter only has to be a *superset*: for every line and rule where the Pyt
 step would find a span, the line must be returned with that rule's index. Then the output
 does not depend on the engine. Three engines keep that promise:
 
-- ``hyperscan``: all rule patterns in one Hyperscan (Vectorscan) database, one scan per line.
-- ``re2``: all rule patterns in one ``re2.Set`` (Latin-1, so bytes are bytes), one match per line.
-- ``stdlib``: each rule's *anchors* (literal-first regexes that every match contains) are
-  searched over the whole chunk with ``re``, which runs at GB/s for a literal prefix.
+- ``hyperscan``: every rule pattern in one Hyperscan (Vectorscan) database; one scan of the
+  whole chunk reports (rule, end offset) pairs, mapped to lines.
+- ``re2``: every rule pattern in one RE2 alternation to find the next line with any match
+  (leftmost match), then an ``re2.Set`` on that line alone tells which rules match.
+- ``stdlib``: each rule's *anchors* (literals every match contains) are searched over the
+  whole chunk with ``bytes.find`` / ``re``, both of which run at about 1 GB/s.
 
-Set engines scan each line on its own (a match never crosses a line), after a first scan of
-the whole chunk that skips clean chunks at once.
+No builtin pattern can match a newline, so a match never spans two lines. RE2 runs in
+Latin-1 mode so that bytes are bytes, as in Python's ``re``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from .rules import Rule
@@ -43,35 +45,86 @@ class Prefilter(Protocol):
     def candidates(self, data: bytes) -> Candidates: ...
 
 
-def _lines(data: bytes) -> list[bytes]:
-    return data.split(b"\n")
+def _set_rules(rules: Sequence[Rule]) -> tuple[list[bytes], list[bool], list[int]]:
+    """Pattern sources, case-insensitivity and rule index of every rule a set engine takes."""
+    idx = [i for i, r in enumerate(rules) if not r.always]
+    if not idx:
+        return [_NEVER], [False], [-1]
+    return [rules[i].pattern.encode("utf-8") for i in idx], [rules[i].ci for i in idx], idx
 
 
-class _SetPrefilter:
-    """Shared per-line loop for the set engines: ``_match`` returns rule indices or ``None``."""
+class _LineIndex:
+    """Maps offsets to (line start, line end) with a one-line cache (hits come in order)."""
 
-    name = "set"
+    __slots__ = ("data", "end", "start")
 
-    def _match(self, text: bytes) -> list[int] | None:
-        raise NotImplementedError
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.start = self.end = -1
+
+    def line_of(self, pos: int) -> tuple[int, int]:
+        if not self.start <= pos < self.end:
+            self.start = self.data.rfind(b"\n", 0, pos) + 1
+            end = self.data.find(b"\n", pos)
+            self.end = len(self.data) if end < 0 else end
+        return self.start, self.end
+
+
+def _collect(flagged: dict[int, tuple[int, set[int]]], ls: int, le: int, ids: Sequence[int]) -> None:
+    entry = flagged.get(ls)
+    if entry is None:
+        flagged[ls] = (le, set(ids))
+    else:
+        entry[1].update(ids)
+
+
+def _sorted(flagged: dict[int, tuple[int, set[int]]]) -> Candidates:
+    return [(ls, le, sorted(i for i in ids if i >= 0)) for ls, (le, ids) in sorted(flagged.items()) if le > ls]
+
+
+class HyperscanPrefilter:
+    name = "hyperscan"
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        try:
+            import hyperscan
+        except ImportError as exc:  # pragma: no cover - depends on the wheel
+            raise EngineUnavailable("hyperscan is not installed") from exc
+        exprs, ci, self._ids = _set_rules(rules)
+        flags = [hyperscan.HS_FLAG_CASELESS if c else 0 for c in ci]
+        self._db: Any = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        n = len(exprs)
+        try:
+            self._db.compile(expressions=exprs, ids=list(range(n)), elements=n, flags=flags)
+        except hyperscan.error:
+            # Prefilter mode compiles a superset of any pattern: all a prefilter needs.
+            flags = [f | hyperscan.HS_FLAG_PREFILTER for f in flags]
+            try:
+                self._db.compile(expressions=exprs, ids=list(range(n)), elements=n, flags=flags)
+            except hyperscan.error as exc:
+                raise EngineUnavailable(f"Hyperscan cannot compile the rules: {exc}") from exc
+        self._scratch = hyperscan.Scratch(self._db)
 
     def candidates(self, data: bytes) -> Candidates:
-        match = self._match
-        if not data or match(data) is None:
+        hits: list[tuple[int, int]] = []
+        add = hits.append
+
+        def on_match(idx: int, start: int, end: int, flags: int, context: object) -> None:
+            add((idx, end))
+
+        self._db.scan(data, match_event_handler=on_match, scratch=self._scratch)
+        if not hits:
             return []
-        out: Candidates = []
-        pos = 0
-        for line in _lines(data):
-            n = len(line)
-            if n:
-                ids = match(line)
-                if ids is not None:
-                    out.append((pos, pos + n, ids))
-            pos += n + 1
-        return out
+        lines = _LineIndex(data)
+        flagged: dict[int, tuple[int, set[int]]] = {}
+        ids = self._ids
+        for idx, end in hits:
+            ls, le = lines.line_of(end - 1)
+            _collect(flagged, ls, le, (ids[idx],))
+        return _sorted(flagged)
 
 
-class Re2Prefilter(_SetPrefilter):
+class Re2Prefilter:
     name = "re2"
 
     def __init__(self, rules: Sequence[Rule]) -> None:
@@ -82,119 +135,75 @@ class Re2Prefilter(_SetPrefilter):
         opts = re2.Options()
         opts.encoding = re2.Options.Encoding.LATIN1
         opts.max_mem = 256 << 20
+        opts.never_capture = True
+        exprs, ci, self._ids = _set_rules(rules)
+        wrapped = [b"(?i:" + e + b")" if c else b"(?:" + e + b")" for e, c in zip(exprs, ci)]
         self._set: Any = re2.Set.SearchSet(opts)
-        self._ids: list[int] = []
-        for i, rule in enumerate(rules):
-            if rule.always:
-                continue
-            try:
-                self._set.Add(rule.prefilter_source)
-            except re2.error as exc:
-                raise EngineUnavailable(f"RE2 cannot compile rule {rule.name!r}") from exc
-            self._ids.append(i)
-        if not self._ids:
-            self._set.Add(_NEVER)  # a Set needs one pattern; its hits are dropped
-            self._ids.append(-1)
-        self._set.Compile()
-        self._raw_match = self._set.Match
-
-    def _match(self, text: bytes) -> list[int] | None:
-        hits = self._raw_match(text)
-        if hits is None:
-            return None
-        ids = self._ids
-        return sorted(ids[h] for h in hits if ids[h] >= 0) or None
-
-
-class HyperscanPrefilter(_SetPrefilter):
-    name = "hyperscan"
-
-    def __init__(self, rules: Sequence[Rule]) -> None:
         try:
-            import hyperscan
-        except ImportError as exc:  # pragma: no cover - depends on the wheel
-            raise EngineUnavailable("hyperscan is not installed") from exc
-        exprs: list[bytes] = []
-        flags: list[int] = []
-        ids: list[int] = []
-        base = hyperscan.HS_FLAG_SINGLEMATCH
-        for i, rule in enumerate(rules):
-            if rule.always:
-                continue
-            exprs.append(rule.pattern.encode("utf-8"))
-            flags.append(base | (hyperscan.HS_FLAG_CASELESS if rule.ci else 0))
-            ids.append(i)
-        if not exprs:
-            exprs, flags, ids = [_NEVER], [base], [-1]
-        self._db: Any = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        try:
-            self._db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs), flags=flags)
-        except hyperscan.error:
-            # Prefilter mode compiles a superset of any pattern; that is all a prefilter needs.
-            flags = [f | hyperscan.HS_FLAG_PREFILTER for f in flags]
-            try:
-                self._db.compile(
-                    expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs), flags=flags
-                )
-            except hyperscan.error as exc:
-                raise EngineUnavailable(f"Hyperscan cannot compile the rules: {exc}") from exc
-        self._ids = ids
-        self._scratch = hyperscan.Scratch(self._db)
-        self._hits: list[int] = []
-        self._scan = self._db.scan
+            for w in wrapped:
+                self._set.Add(w)
+            self._set.Compile()
+            self._any: Any = re2.compile(b"|".join(wrapped), opts)
+        except re2.error as exc:
+            raise EngineUnavailable(f"RE2 cannot compile the rules: {exc}") from exc
 
-    def _on_match(self, idx: int, start: int, end: int, flags: int, context: object) -> None:
-        self._hits.append(idx)
+    def candidates(self, data: bytes) -> Candidates:
+        search, match_set, ids = self._any.search, self._set.Match, self._ids
+        flagged: dict[int, tuple[int, set[int]]] = {}
+        lines = _LineIndex(data)
+        pos = 0
+        while (m := search(data, pos)) is not None:
+            ls, le = lines.line_of(m.start())
+            hits = match_set(data[ls:le])
+            if hits:
+                _collect(flagged, ls, le, [ids[h] for h in hits])
+            pos = le + 1
+        return _sorted(flagged)
 
-    def _match(self, text: bytes) -> list[int] | None:
-        self._hits = hits = []
-        self._scan(text, match_event_handler=self._on_match, scratch=self._scratch)
-        if not hits:
-            return None
-        ids = self._ids
-        return sorted(ids[h] for h in hits if ids[h] >= 0) or None
+
+def _finder(anchor: str | bytes) -> Callable[[bytes, int], int]:
+    """``find(text, start) -> index or -1`` for a literal or a literal-first regex."""
+    if isinstance(anchor, bytes):
+        return lambda text, start: text.find(anchor, start)
+    search = re.compile(anchor.encode("utf-8")).search
+
+    def find(text: bytes, start: int) -> int:
+        m = search(text, start)
+        return -1 if m is None else m.start()
+
+    return find
 
 
 class StdlibPrefilter:
-    """Pure ``re``: search every anchor over the whole chunk, flag the lines they fall in."""
+    """Pure Python: search every anchor over the whole chunk, flag the lines it falls in."""
 
     name = "stdlib"
 
     def __init__(self, rules: Sequence[Rule]) -> None:
-        groups: dict[tuple[str, bool], list[int]] = {}
+        groups: dict[tuple[str | bytes, bool], list[int]] = {}
         for i, rule in enumerate(rules):
             if rule.always:
                 continue
             for anchor in rule.anchors:
-                groups.setdefault((anchor, rule.ci), []).append(i)
-        self._anchors = [
-            (re.compile(src.encode("utf-8")).search, ci, tuple(ids)) for (src, ci), ids in groups.items()
-        ]
+                groups.setdefault((anchor, bool(rule.anchor_ci)), []).append(i)
+        self._anchors = [(_finder(a), ci, tuple(ids)) for (a, ci), ids in groups.items()]
         self._need_lower = any(ci for _, ci, _ in self._anchors)
 
     def candidates(self, data: bytes) -> Candidates:
         lowered = data.lower() if self._need_lower else data
         flagged: dict[int, tuple[int, set[int]]] = {}
-        rfind, find, size = data.rfind, data.find, len(data)
-        for search, ci, ids in self._anchors:
+        lines = _LineIndex(data)
+        for find, ci, ids in self._anchors:
             text = lowered if ci else data
-            m = search(text)
-            while m is not None:
-                i = m.start()
-                ls = rfind(b"\n", 0, i) + 1
-                le = find(b"\n", i)
-                if le < 0:
-                    le = size
-                entry = flagged.get(ls)
-                if entry is None:
-                    flagged[ls] = (le, set(ids))
-                else:
-                    entry[1].update(ids)
-                m = search(text, le)
-        return [(ls, le, sorted(ids)) for ls, (le, ids) in sorted(flagged.items())]
+            i = find(text, 0)
+            while i >= 0:
+                ls, le = lines.line_of(i)
+                _collect(flagged, ls, le, ids)
+                i = find(text, le)
+        return _sorted(flagged)
 
 
-_FACTORIES: dict[str, type[Re2Prefilter] | type[HyperscanPrefilter] | type[StdlibPrefilter]] = {
+_FACTORIES: dict[str, Callable[[Sequence[Rule]], Prefilter]] = {
     "hyperscan": HyperscanPrefilter,
     "re2": Re2Prefilter,
     "stdlib": StdlibPrefilter,

@@ -7,8 +7,8 @@ escape-aware boundaries and validators. Because the confirm step is the same cod
 the engine, every engine gives byte-identical output as long as its prefilter never misses a
 line the confirm step would redact (see ``engines.py``).
 
-``anchors`` serve the pure-stdlib engine: regex sources that start with a literal, such that
-every match of the rule contains a match of one of them. ``ci`` rules are written in lower
+``anchors`` serve the pure-stdlib engine: literals (or regexes that start with a literal)
+such that every match of the rule contains one of them. ``ci`` rules are written in lower
 case and run on ``line.lower()`` (same byte offsets); set engines get them with ``(?i)``.
 """
 
@@ -18,7 +18,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .boundaries import ALNUM, B64URL, TOKEN_CHARS, left_ok, right_ok
+from . import anchors as A
+from .boundaries import ALNUM, B64URL, TOKEN_CHARS, left_ok, right_ok, word_start
 from .validators import complex_enough, is_placeholder, is_secret_key, plausible_value
 
 Check = Callable[[bytes, "re.Match[bytes]"], "tuple[int, int] | None"]
@@ -33,19 +34,35 @@ _B64_CHAR = re.compile(rb"[A-Za-z0-9+/]")
 
 @dataclass(frozen=True, eq=False)
 class Rule:
-    """One detector. ``name`` goes into the marker ``[REDACTED:<name>]``."""
+    """One detector. ``name`` goes into the marker ``[REDACTED:<name>]``.
+
+    ``keywords``: literals every match starts with. The confirm step then tries an anchored
+    match at each keyword occurrence instead of a regex search through the line, which is much
+    faster for patterns that do not start with one literal. ``anchors`` default to them.
+    """
 
     name: str
     pattern: str
-    anchors: tuple[str, ...]
     check: Check
+    #: Stdlib-engine anchors: ``bytes`` are literals (found with ``bytes.find``), ``str`` are
+    #: regexes starting with a literal. Every match of the rule contains one of them.
+    anchors: tuple[str | bytes, ...] = ()
+    keywords: tuple[bytes, ...] = ()
+    #: Keywords are lower-case and looked for in ``line.lower()`` (``False``: exact bytes).
+    keyword_lower: bool = True
     ci: bool = False
+    #: Anchors are searched in the lower-cased chunk (default: same as ``ci``).
+    anchor_ci: bool | None = None
     #: Run on every line in Python instead of going through the prefilter (user rules).
     always: bool = False
     regex: re.Pattern[bytes] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "regex", re.compile(self.pattern.encode("utf-8")))
+        if not self.anchors and self.keywords:
+            object.__setattr__(self, "anchors", self.keywords)
+        if self.anchor_ci is None:
+            object.__setattr__(self, "anchor_ci", self.ci)
 
     @property
     def prefilter_source(self) -> bytes:
@@ -121,14 +138,8 @@ def _url_password_ok(v: bytes) -> bool:
     return not is_placeholder(v) and v.lower() not in (b"pass", b"pwd", b"user", b"username")
 
 
-def _name_start(line: bytes, pos: int, chars: frozenset[int]) -> int:
-    while pos > 0 and line[pos - 1] in chars:
-        pos -= 1
-    return pos
-
-
 def _env_check(line: bytes, m: re.Match[bytes]) -> tuple[int, int] | None:
-    start = _name_start(line, m.start(), _NAME_CHARS)
+    start = word_start(line, m.start(), _NAME_CHARS)
     if start and line[start - 1] in _NAME_CHARS and not left_ok(line, start):
         return None
     name = line[start : m.start(1)].rstrip(b" \t=")
@@ -141,7 +152,7 @@ def _env_check(line: bytes, m: re.Match[bytes]) -> tuple[int, int] | None:
 
 
 def _keyed_check(line: bytes, m: re.Match[bytes]) -> tuple[int, int] | None:
-    start = _name_start(line, m.start(), _KEY_CHARS)
+    start = word_start(line, m.start(), _KEY_CHARS)
     end = m.start()
     while end < len(line) and line[end] in _KEY_CHARS:
         end += 1
@@ -162,8 +173,10 @@ def _aws_secret_check(line: bytes, m: re.Match[bytes]) -> tuple[int, int] | None
     return s, e
 
 
+_PLAIN = token()
 _ALNUM_TOK = token(body=ALNUM)
 _URL_TOK = token(body=B64URL)
+_GITLAB = "(?:pat|ptt|dt|rt|cbt|imt|soat|ffct|agent|oas|ft|wt)"
 
 # Character classes written once: value characters for unquoted assignments, and whitespace
 # spelled out (``\s`` differs between Python, RE2 and PCRE; ``\v`` means something else in PCRE).
@@ -172,104 +185,113 @@ _UNQUOTED = rf"[^{_WS}\"'\\`,;|&<>(){{}}\[\]]"
 _QUOTE = r"\\*[\"']"
 _SEP = r"[ \t]*(?:=>|:=|[:=])[ \t]*"
 
+def _tok(name: str, pattern: str, anchors: tuple[str | bytes, ...], check: Check = _PLAIN) -> Rule:
+    return Rule(name, pattern, check, anchors)
+
+
 FAMILY_RULES: tuple[Rule, ...] = (
-    Rule(
+    _tok(
         "private-key",
         r"-----BEGIN[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----"
         r"((?:[A-Za-z0-9+/=]|\\+[nrt][ \t]*|(?:Proc-Type|DEK-Info|Version|Comment|Hash):[^\\\"\n]{0,200})*)"
         r"(?:-----END[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----)?",
-        (r"-----BEGIN",),
+        (A.DASH,),
         _pem_check,
     ),
-    Rule("anthropic", r"sk-ant-[a-z]{2,12}[0-9]{2}-[A-Za-z0-9_-]{20,}", (r"sk-",), token()),
-    Rule("openai", r"sk-[A-Za-z0-9_-]{32,}", (r"sk-",), token(valid=_openai_ok)),
-    Rule("huggingface", r"hf_[A-Za-z0-9]{34}", (r"hf_",), _ALNUM_TOK),
-    Rule("huggingface-org", r"api_org_[A-Za-z0-9]{34}", (r"api_org_",), _ALNUM_TOK),
-    Rule("github", r"gh[pousr]_[A-Za-z0-9]{36,}", (r"gh[pousr]_",), token(max_len=260)),
-    Rule("github-fine-grained", r"github_pat_[A-Za-z0-9_]{60,}", (r"github_pat_",), token()),
-    Rule(
+    _tok("anthropic", r"sk-ant-[a-z]{2,12}[0-9]{2}-[A-Za-z0-9_-]{20,}", (A.DASH,)),
+    _tok("openai", r"sk-[A-Za-z0-9_-]{32,}", (A.DASH,), token(valid=_openai_ok)),
+    _tok("huggingface", r"hf_[A-Za-z0-9]{34}", (A.UNDERSCORE,), _ALNUM_TOK),
+    _tok("huggingface-org", r"api_org_[A-Za-z0-9]{34}", (A.UNDERSCORE,), _ALNUM_TOK),
+    _tok("github", r"gh[pousr]_[A-Za-z0-9]{36,}", (A.UNDERSCORE,), token(max_len=260)),
+    _tok("github-fine-grained", r"github_pat_[A-Za-z0-9_]{60,}", (A.UNDERSCORE,)),
+    _tok(
         "gitlab",
-        r"gl(?:pat|ptt|dt|rt|cbt|imt|soat|ffct|agent|oas|ft|wt)-[A-Za-z0-9_.-]{20,}",
-        (r"gl(?:pat|ptt|dt|rt|cbt|imt|soat|ffct|agent|oas|ft|wt)-",),
+        rf"gl{_GITLAB}-[A-Za-z0-9_.-]{{20,}}",
+        (A.GITLAB,),
         token(trim=b".", valid=complex_enough),
     ),
-    Rule(
+    _tok(
         "aws-access-key-id",
         r"A(?:KIA|SIA|BIA|CCA)[A-Z2-7]{16}",
-        (r"A(?:KIA|SIA|BIA|CCA)",),
+        (A.UPPER_A,),
         token(body=ALNUM, valid=_not_example),
     ),
-    Rule("google-api-key", r"AIza[A-Za-z0-9_-]{35}", (r"AIza",), _URL_TOK),
-    Rule("google-oauth", r"ya29\.[A-Za-z0-9_-]{20,}", (r"ya29\.",), token()),
-    Rule("google-refresh-token", r"1//0[A-Za-z0-9_-]{30,}", (r"1//0",), token(valid=complex_enough)),
-    Rule("slack", r"xox[abeoprs]-[A-Za-z0-9-]{10,}", (r"xox[abeoprs]-",), token(valid=_has_digit)),
-    Rule("slack-app", r"xapp-[0-9]-[A-Za-z0-9-]{10,}", (r"xapp-",), token()),
-    Rule(
+    _tok("google-api-key", r"AIza[A-Za-z0-9_-]{35}", (A.UPPER_A,), _URL_TOK),
+    _tok("google-oauth", r"ya29\.[A-Za-z0-9_-]{20,}", (A.DOT,)),
+    _tok("google-refresh-token", r"1//0[A-Za-z0-9_-]{30,}", (A.SLASH,), token(valid=complex_enough)),
+    _tok("slack", r"xox[abeoprs]-[A-Za-z0-9-]{10,}", (A.DASH,), token(valid=_has_digit)),
+    _tok("slack-app", r"xapp-[0-9]-[A-Za-z0-9-]{10,}", (A.DASH,)),
+    _tok(
         "slack-webhook",
         r"hooks\.slack\.com/((?:services|workflows|triggers)/[A-Za-z0-9_/-]{20,})",
-        (r"hooks\.slack\.com/",),
+        (A.SLASH,),
         token(1, left=False),
     ),
-    Rule("stripe", r"[rs]k_(?:live|test|prod)_[A-Za-z0-9]{20,}", (r"k_(?:live|test|prod)_",), token()),
-    Rule("stripe-webhook", r"whsec_[A-Za-z0-9+/]{24,}=*", (r"whsec_",), token()),
-    Rule("npm", r"npm_[A-Za-z0-9]{36}", (r"npm_",), _ALNUM_TOK),
-    Rule("pypi", r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}", (r"pypi-AgEI",), token()),
-    Rule("groq", r"gsk_[A-Za-z0-9]{52}", (r"gsk_",), _ALNUM_TOK),
-    Rule("xai", r"xai-[A-Za-z0-9]{80}", (r"xai-",), _ALNUM_TOK),
-    Rule("sendgrid", r"SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}", (r"SG\.",), _URL_TOK),
-    Rule("cerebras", r"csk-[A-Za-z0-9]{32,}", (r"csk-",), token(valid=complex_enough)),
-    Rule("perplexity", r"pplx-[A-Za-z0-9]{32,}", (r"pplx-",), token(valid=complex_enough)),
-    Rule("shopify", r"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}", (r"shp(?:at|ca|pa|ss)_",), _ALNUM_TOK),
-    Rule("digitalocean", r"do[opr]_v1_[a-f0-9]{64}", (r"do[opr]_v1_",), _ALNUM_TOK),
-    Rule(
-        "jwt",
-        r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*",
-        (r"eyJ",),
-        token(),
-    ),
+    _tok("stripe", r"[rs]k_(?:live|test|prod)_[A-Za-z0-9]{20,}", (A.UNDERSCORE,)),
+    _tok("stripe-webhook", r"whsec_[A-Za-z0-9+/]{24,}=*", (A.UNDERSCORE,)),
+    _tok("npm", r"npm_[A-Za-z0-9]{36}", (A.UNDERSCORE,), _ALNUM_TOK),
+    _tok("pypi", r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}", (A.DASH,)),
+    _tok("groq", r"gsk_[A-Za-z0-9]{52}", (A.UNDERSCORE,), _ALNUM_TOK),
+    _tok("xai", r"xai-[A-Za-z0-9]{80}", (A.DASH,), _ALNUM_TOK),
+    _tok("sendgrid", r"SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}", (A.DOT,), _URL_TOK),
+    _tok("cerebras", r"csk-[A-Za-z0-9]{32,}", (A.DASH,), token(valid=complex_enough)),
+    _tok("perplexity", r"pplx-[A-Za-z0-9]{32,}", (A.DASH,), token(valid=complex_enough)),
+    _tok("shopify", r"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}", (A.UNDERSCORE,), _ALNUM_TOK),
+    _tok("digitalocean", r"do[opr]_v1_[a-f0-9]{64}", (A.UNDERSCORE,), _ALNUM_TOK),
+    _tok("jwt", r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*", (A.DOT,)),
 )
+
+_KEYED_WORDS = (b"pass", b"pwd", b"secret", b"token", b"key", b"credential", b"auth", b"cookie")
+_ENV_WORDS = (b"PASS", b"PWD", b"SECRET", b"TOKEN", b"KEY", b"CREDENTIAL", b"AUTH")
 
 CONTEXT_RULES: tuple[Rule, ...] = (
     Rule(
         "url-password",
         rf"://[^{_WS}/@\"'\\:?#]*:([^{_WS}/@\"'\\?#]+)@",
-        (r"://",),
         token(1, left=False, valid=_url_password_ok),
+        (A.SLASH,),
     ),
     Rule(
         "aws-secret-access-key",
         rf"secret[_-]?(?:access[_-]?)?key[a-z_]*(?:{_QUOTE})?{_SEP}(?:{_QUOTE})?([a-z0-9/+]{{40}})",
-        (r"secret",),
         _aws_secret_check,
+        (A.KEYWORD_C,),
+        keywords=(b"secret",),
         ci=True,
     ),
     Rule(
         "auth-header",
         rf"authorization(?:{_QUOTE})?[ \t]*[:=][ \t]*(?:{_QUOTE})?[ \t]*"
         r"(?:(?:bearer|basic|token|bot|digest|apikey|key)[ \t]+)?([a-z0-9._~+/-]{8,}=*)",
-        (r"authorization",),
         token(1, left=False, valid=_header_value_ok),
+        (A.KEYWORD_H,),
+        keywords=(b"authorization",),
         ci=True,
     ),
     Rule(
         "bearer-token",
         r"bearer[ \t]+([a-z0-9._~+/-]{16,}=*)",
-        (r"bearer",),
         token(1, left=False, valid=_header_value_ok),
+        keywords=(b"bearer",),
         ci=True,
     ),
     Rule(
         "env-secret",
-        rf"(?:PASS|PWD|SECRET|TOKEN|KEY|CREDENTIAL|AUTH)[A-Z0-9_]*[ \t]*=[ \t]*(\\*[\"']?)({_UNQUOTED}{{6,}})",
-        (r"PASS", r"PWD", r"SECRET", r"TOKEN", r"KEY", r"CREDENTIAL", r"AUTH"),
+        rf"(?:PASS|PWD|SECRET|TOKEN|KEY|CREDENTIAL|AUTH)[A-Z0-9_]*[ \t]*=[ \t]*((?:{_QUOTE})?)({_UNQUOTED}{{6,}})",
         _env_check,
+        A.KEYWORDS,
+        # Keywords are found in the lower-cased line (shared with keyed-secret); the pattern
+        # itself is case-sensitive: only UPPER_SNAKE names.
+        keywords=tuple(k.lower() for k in _ENV_WORDS),
+        anchor_ci=True,
     ),
     Rule(
         "keyed-secret",
         rf"(?:pass|pwd|secret|token|key|credential|auth|cookie)[a-z0-9_-]*(?:{_QUOTE})?{_SEP}"
         rf"(?:{_QUOTE}([^\"'\\{_WS}]{{6,}})|({_UNQUOTED}{{8,}}))",
-        (r"pass", r"pwd", r"secret", r"token", r"key", r"credential", r"auth", r"cookie"),
         _keyed_check,
+        A.KEYWORDS,
+        keywords=_KEYED_WORDS,
         ci=True,
     ),
 )
@@ -286,8 +308,7 @@ def _literal_check(line: bytes, m: re.Match[bytes]) -> tuple[int, int] | None:
 
 def known_value_rule(name: str, form: bytes) -> Rule:
     """Exact-value rule for one of the user's own secrets (one JSON escaping form of it)."""
-    src = literal_source(form)
-    return Rule(name, src, (src,), _literal_check)
+    return Rule(name, literal_source(form), _literal_check, keywords=(form,), keyword_lower=False)
 
 
 def user_rule(name: str, regex: re.Pattern[bytes]) -> Rule:
@@ -298,7 +319,7 @@ def user_rule(name: str, regex: re.Pattern[bytes]) -> Rule:
         s, e = m.span(group)
         return (s, e) if e > s else None
 
-    return Rule(name, regex.pattern.decode("utf-8"), (), check, always=True)
+    return Rule(name, regex.pattern.decode("utf-8"), check, always=True)
 
 
 BUILTIN_RULES: tuple[Rule, ...] = FAMILY_RULES + CONTEXT_RULES

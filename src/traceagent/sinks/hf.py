@@ -47,6 +47,7 @@ __all__ = [
     "ParsedBucketUri",
     "classify_error",
     "hub_errors",
+    "install_http_timeouts",
     "key_problem",
     "parse_bucket_uri",
 ]
@@ -59,6 +60,11 @@ MAX_FILE_SIZE = 1 << 30
 BATCH_SIZE = 1000
 #: Re-check that the bucket is still private at most this often (seconds).
 PRIVACY_RECHECK_S = 900.0
+#: (connect, read) timeouts in seconds for the Hub's HTTP calls. huggingface_hub 2.x builds
+#: its shared client with ``timeout=None``: a stalled connection would block the sync thread
+#: forever. hf_xet's CAS traffic has its own timeouts.
+HTTP_TIMEOUT: tuple[float, float] = (15.0, 60.0)
+_timeouts_installed = False
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 _XET_STATUS_RE = re.compile(r"\((\d{3}) [A-Za-z]")
@@ -270,6 +276,32 @@ def hub_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def install_http_timeouts() -> None:
+    """Make huggingface_hub's shared HTTP client use :data:`HTTP_TIMEOUT` (read when the
+    client is built; ``huggingface_hub.close_session()`` rebuilds it). Idempotent; leaves
+    a client factory that someone else installed alone."""
+    global _timeouts_installed
+    if _timeouts_installed:
+        return
+    from huggingface_hub.utils import _http
+
+    _timeouts_installed = True
+    if not hasattr(_http, "default_client_factory"):
+        return
+    default = _http.default_client_factory
+    if getattr(_http, "_GLOBAL_CLIENT_FACTORY", None) is not default:
+        return
+
+    def factory() -> Any:
+        client = default()
+        timeout_cls = importlib.import_module(type(client).__module__.split(".")[0]).Timeout
+        connect, read = HTTP_TIMEOUT
+        client.timeout = timeout_cls(read, connect=connect)
+        return client
+
+    _http.set_client_factory(factory)
+
+
 # --------------------------------------------------------------------------- the sink
 class HfSink(Sink):
     """Publish spool files into a private Hugging Face Storage Bucket.
@@ -301,14 +333,14 @@ class HfSink(Sink):
         self._token = token or None
         self._endpoint = endpoint.rstrip("/") if endpoint else None
         self.allow_public = allow_public
-        self._url_template = url_template
+        self._url_template = url_template or None  # "" in a config file means "the default"
         self._api = api
         self.max_file_size = max_file_size
         self.privacy_recheck_s = privacy_recheck_s
         self._ensured_at: float | None = None
-        if url_template is not None:
+        if self._url_template is not None:
             try:
-                url_template.format(namespace="ns", bucket="b", path="p", endpoint="https://e")
+                self._url_template.format(namespace="ns", bucket="b", path="p", endpoint="https://e")
             except (KeyError, IndexError, ValueError) as e:
                 raise ValueError(
                     f"invalid viewer URL template {url_template!r}: use only {{namespace}}, {{bucket}}, "
@@ -394,6 +426,7 @@ class HfSink(Sink):
             from traceagent import __version__
 
             disable_progress_bars()  # a daemon has no terminal to draw them on
+            install_http_timeouts()
             self._api = HfApi(
                 endpoint=self._endpoint,
                 token=self._token,
@@ -429,6 +462,17 @@ class HfSink(Sink):
                 "bucket %s is public; uploading anyway because allow_public is set", self.bucket_id
             )
         self._ensured_at = time.monotonic()
+
+    def make_private(self) -> None:
+        """Switch the bucket to private (the "Make it private" answer to a refused public
+        bucket). Raises :class:`SinkError` like :meth:`ensure`."""
+        api = self._get_api()
+        try:
+            api.update_bucket_settings(self.bucket_id, private=True)
+        except hub_errors() as e:
+            raise classify_error(e, bucket_id=self.bucket_id, token=self._token, during="ensure") from None
+        logger.info("bucket %s is now private", self.bucket_id)
+        self._ensured_at = None
 
     def _ensure_fresh(self) -> None:
         if self._ensured_at is None or time.monotonic() - self._ensured_at > self.privacy_recheck_s:
