@@ -77,6 +77,8 @@ def setup_logging(verbose: bool = False) -> None:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+    for noisy in ("traceagent", "httpx", "httpx2", "huggingface_hub", "watchdog", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 # --------------------------------------------------------------------------- machine facts
@@ -149,8 +151,11 @@ def verdict(ok: bool) -> str:
 
 
 # --------------------------------------------------------------------------- session trees
-_UUID = re.compile(rb"[0-9a-f]{8}(-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
-_TS = re.compile(rb"(\d{4}-\d\d-\d\dT\d\d:\d\d):\d\d\.\d{3}Z")
+#: A UUID (its first 8 hex digits get replaced) or an ISO timestamp (its seconds and ms do).
+_MARK = re.compile(
+    rb"[0-9a-f]{8}(-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+    rb"|(\d{4}-\d\d-\d\dT\d\d:\d\d):\d\d\.\d{3}Z"
+)
 
 
 def templates(agent: str) -> list[bytes]:
@@ -162,31 +167,58 @@ def templates(agent: str) -> list[bytes]:
     return out
 
 
+class _Split:
+    """A block of corpus lines split around its UUIDs and timestamps, so that a unique copy
+    is one ``join`` (fast enough to generate 500 MB in a few seconds)."""
+
+    def __init__(self, block: bytes) -> None:
+        parts = _MARK.split(block)  # literal, uuid-rest|None, ts-head|None, literal, ...
+        self.literals = parts[0::3]
+        self.uuids = parts[1::3]
+        self.stamps = parts[2::3]
+
+    def render(self, tag: int) -> bytes:
+        prefix = b"%08x" % (tag & 0xFFFFFFFF)
+        mixed = (tag * 2654435761) % 60000  # spread nearby tags over all 60,000 values
+        suffix = b":%02d.%03dZ" % (mixed // 1000, mixed % 1000)
+        out = [self.literals[0]]
+        for u, t, lit in zip(self.uuids, self.stamps, self.literals[1:]):
+            out.append(prefix + u if u is not None else t + suffix)
+            out.append(lit)
+        return b"".join(out)
+
+
+_SPLIT_CACHE: dict[int, _Split] = {}
+
+
 def uniquify(block: bytes, tag: int) -> bytes:
     """Make a copy of corpus lines unique (so Xet cannot dedup it against other copies):
     every UUID gets ``tag`` in its first 8 hex digits, and every timestamp's seconds and
     milliseconds encode ``tag``. Lengths, structure and JSON validity are unchanged."""
-    block = _UUID.sub(b"%08x\\1" % (tag & 0xFFFFFFFF), block)
-    mixed = (tag * 2654435761) % 60000  # spread nearby tags over all 60,000 values
-    return _TS.sub(b"\\1:%02d.%03dZ" % (mixed // 1000, mixed % 1000), block)
+    return _Split(block).render(tag)
 
 
 def make_session(template: bytes, target: int, tag: int) -> bytes:
     """About ``target`` bytes of complete lines from ``template``: a prefix of it when it is
     larger, else its lines repeated (each repetition uniquified on its own)."""
-    lines = template.splitlines(keepends=True)
-    out: list[bytes] = []
-    size = 0
-    rep = 0
-    while size < target:
-        chunk: list[bytes] = []
-        for line in lines if rep == 0 else lines[1:]:  # the header line once
-            chunk.append(line)
-            size += len(line)
-            if size >= target:
-                break
-        out.append(uniquify(b"".join(chunk), tag * 1000 + rep))
+    head, sep, body = template.partition(b"\n")
+    head += sep
+    if target <= len(template):
+        cut = template.find(b"\n", max(0, target - 1)) + 1 or len(template)
+        return uniquify(template[:cut], tag * 1000)
+    split = _SPLIT_CACHE.get(id(template))
+    if split is None:
+        split = _SPLIT_CACHE[id(template)] = _Split(body)
+    out = [uniquify(head, tag * 1000)]
+    size = len(head)
+    rep = 1
+    while size + len(body) <= target:
+        out.append(split.render(tag * 1000 + rep))
+        size += len(body)
         rep += 1
+    if size < target:
+        cut = body.find(b"\n", max(0, target - size - 1)) + 1 or len(body)
+        out.append(uniquify(body[:cut], tag * 1000 + rep))
     return b"".join(out)
 
 
@@ -382,9 +414,17 @@ class Daemon:
 
     @property
     def pid(self) -> int:
-        """The daemon's pid (not a wrapper's: see :meth:`daemon_pid`)."""
+        """The daemon's pid (with a wrapper such as strace: the wrapper's child)."""
         assert self.proc is not None
-        return self.proc.pid
+        if not self.wrapper:
+            return self.proc.pid
+        for _ in range(200):
+            with contextlib.suppress(OSError):
+                kids = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+                if kids:
+                    return int(kids[0])
+            time.sleep(0.01)
+        raise RuntimeError("the wrapped daemon did not start")
 
     def start(self) -> Daemon:
         """Start it; ``started_at`` is the monotonic time just before the fork."""
@@ -445,10 +485,13 @@ class Daemon:
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(OSError, RuntimeError):
+                os.kill(self.pid, signal.SIGTERM)  # the daemon itself, not a wrapper
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
+                with contextlib.suppress(OSError, RuntimeError):
+                    os.kill(self.pid, signal.SIGKILL)
                 self.proc.kill()
                 self.proc.wait(10)
         self._stderr.close()

@@ -13,6 +13,7 @@ Runs in well under 2 minutes on a 2-core VM.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import platform
 import random
@@ -25,8 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 
-from secretgen import CONTEXTS, Gen, dumps, family_secrets  # noqa: E402
-
+from secretgen import CONTEXTS, Gen, dumps, escaped_forms, family_secrets  # noqa: E402
 from traceagent.redact import ENGINE_NAMES, Redactor  # noqa: E402
 from traceagent.redact.rules import BUILTIN_RULES  # noqa: E402
 
@@ -41,25 +41,28 @@ def corpus_lines() -> list[bytes]:
     return lines
 
 
-def build(path: Path, target_mb: float, seed: int = 1) -> tuple[int, int]:
-    """Write the bench file; return (bytes, planted secret lines)."""
+def build(path: Path, target_mb: float, seed: int = 1) -> tuple[int, int, set[str]]:
+    """Write the bench file; return (bytes, planted secret lines, planted fragments)."""
     rng = random.Random(seed)
     lines = corpus_lines()
     secrets = family_secrets(Gen(seed))
     contexts = list(CONTEXTS.items())
     size = planted = 0
+    fragments: set[str] = set()
     target = int(target_mb * 1e6)
     with open(path, "wb") as fh:
         while size < target:
             if rng.random() < 0.005:
                 name, ctx = rng.choice(contexts)
-                line = dumps(ctx(rng.choice(secrets).text), ascii_only=name == "unicode-escape")
+                secret = rng.choice(secrets)
+                line = dumps(ctx(secret.text), ascii_only=name == "unicode-escape")
+                fragments.update(secret.fragments)
                 planted += 1
             else:
                 line = rng.choice(lines)
             fh.write(line)
             size += len(line)
-    return size, planted
+    return size, planted, fragments
 
 
 def blocks(path: Path):  # type: ignore[no-untyped-def]
@@ -119,21 +122,24 @@ def main() -> None:
     args = ap.parse_args()
 
     print(f"CPU:      {cpu_model()} ({os.cpu_count()} logical cores)")
-    print(f"Python:   {platform.python_version()} ({platform.python_implementation()}) on {platform.platform()}")
+    print(
+        f"Python:   {platform.python_version()} ({platform.python_implementation()}) on {platform.platform()}"
+    )
     versions = []
-    for mod in ("re2", "hyperscan"):
+    for dist in ("hyperscan", "google-re2"):
         try:
-            m = __import__(mod)
-            versions.append(f"{mod} {getattr(m, '__version__', 'installed')}")
-        except ImportError:
-            versions.append(f"{mod} missing")
+            versions.append(f"{dist} {importlib.metadata.version(dist)}")
+        except importlib.metadata.PackageNotFoundError:
+            versions.append(f"{dist} missing")
     print(f"Wheels:   {', '.join(versions)}")
 
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "bench.jsonl", Path(tmp) / "out.jsonl"
-        size, planted = build(src, args.mb)
+        size, planted, fragments = build(src, args.mb)
         mb = size / 1e6
-        print(f"Input:    {mb:.1f} MB, {planted} lines with a planted secret, {len(BUILTIN_RULES)} built-in rules")
+        print(
+            f"Input:    {mb:.1f} MB, {planted} lines with a planted secret, {len(BUILTIN_RULES)} built-in rules"
+        )
         print(f"Timing:   median of {args.runs} runs, single thread, read 1 MB blocks -> redact -> write")
         print("          MB/s per core = size / CPU time of this process (wall-clock MB/s in brackets:")
         print("          lower when other jobs share the cores)\n")
@@ -153,11 +159,14 @@ def main() -> None:
             wall_rate = mb / statistics.median(walls)
             output = dst.read_bytes()
             same = "reference" if reference is None else ("identical" if output == reference else "DIFFERENT")
-            reference = reference or output
             print(
                 f"{engine:>10}: {results[engine]:7.1f} MB/s  [{wall_rate:6.1f}]"
                 f"  ({sum(totals.values())} redactions, output {same})"
             )
+            if reference is None:
+                reference = output
+                survivors = sum(1 for f in fragments if any(x.encode() in output for x in escaped_forms(f)))
+                print(f"{'':>12}planted secrets surviving in the output: {survivors} of {len(fragments)}")
 
         base_times = [run_baseline(src) for _ in range(max(1, args.runs - 1))]
         baseline = mb / statistics.median(base_times)

@@ -158,21 +158,35 @@ def family_secrets(g: Gen) -> list[Secret]:
     out += [token_secret("huggingface", "hf_" + g.chars(string.ascii_letters, 34))]
     out += [token_secret("huggingface-org", "api_org_" + g.chars(string.ascii_letters, 34))]
     out += [token_secret("github", checksummed(g, p + "_")) for p in ("ghp", "gho", "ghu", "ghs", "ghr")]
-    out += [token_secret("github-fine-grained", "github_pat_" + g.chars(ALNUM, 22) + "_" + g.chars(ALNUM, 59))]
+    out += [
+        token_secret("github-fine-grained", "github_pat_" + g.chars(ALNUM, 22) + "_" + g.chars(ALNUM, 59))
+    ]
     out += [token_secret("gitlab", p + g.chars(URLSAFE, 20) + "1") for p in ("glpat-", "glptt-", "gldt-")]
-    out += [token_secret("aws-access-key-id", p + g.chars("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)) for p in ("AKIA", "ASIA")]
+    out += [
+        token_secret("aws-access-key-id", p + g.chars("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16))
+        for p in ("AKIA", "ASIA")
+    ]
     out += [token_secret("google-api-key", "AIza" + g.chars(URLSAFE, 35))]
     out += [token_secret("google-oauth", "ya29.a0" + g.chars(URLSAFE, 150))]
     out += [token_secret("google-refresh-token", "1//0" + g.chars(URLSAFE, 100))]
     digits = string.digits
     out += [
         token_secret("slack", f"xoxb-{g.chars(digits, 11)}-{g.chars(digits, 13)}-{g.chars(ALNUM, 24)}"),
-        token_secret("slack", f"xoxp-{g.chars(digits, 11)}-{g.chars(digits, 11)}-{g.chars(digits, 13)}-{g.chars(HEXDIGITS, 32)}"),
-        token_secret("slack-app", f"xapp-1-A{g.chars(digits + 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 10)}-{g.chars(digits, 13)}-{g.chars(HEXDIGITS, 64)}"),
+        token_secret(
+            "slack",
+            f"xoxp-{g.chars(digits, 11)}-{g.chars(digits, 11)}-{g.chars(digits, 13)}-{g.chars(HEXDIGITS, 32)}",
+        ),
+        token_secret(
+            "slack-app",
+            f"xapp-1-A{g.chars(digits + 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 10)}-{g.chars(digits, 13)}-{g.chars(HEXDIGITS, 64)}",
+        ),
     ]
     hook = f"T{g.chars(ALNUM.upper(), 8)}/B{g.chars(ALNUM.upper(), 8)}/{g.chars(ALNUM, 24)}"
     out += [Secret("slack-webhook", f"https://hooks.slack.com/services/{hook}", (hook,))]
-    out += [token_secret("stripe", p + g.chars(ALNUM, 99 if "live" in p else 24)) for p in ("sk_live_", "rk_test_", "sk_test_")]
+    out += [
+        token_secret("stripe", p + g.chars(ALNUM, 99 if "live" in p else 24))
+        for p in ("sk_live_", "rk_test_", "sk_test_")
+    ]
     out += [token_secret("stripe-webhook", "whsec_" + g.chars(ALNUM, 32))]
     out += [token_secret("npm", checksummed(g, "npm_"))]
     out += [token_secret("pypi", "pypi-AgEIcHlwaS5vcmc" + g.chars(URLSAFE, 150))]
@@ -228,11 +242,27 @@ CONTEXTS: dict[str, Context] = {
         },
     },
     "dotenv-result": lambda t: _claude(
-        [{"type": "tool_result", "tool_use_id": "toolu_01XYZ", "content": f"APP_ENV=prod\nSECRET_THING={t}\nDEBUG=0\n"}],
-        toolUseResult={"stdout": f"APP_ENV=prod\nSECRET_THING={t}\nDEBUG=0\n", "stderr": "", "interrupted": False},
+        [
+            {
+                "type": "tool_result",
+                "tool_use_id": "toolu_01XYZ",
+                "content": f"APP_ENV=prod\nSECRET_THING={t}\nDEBUG=0\n",
+            }
+        ],
+        toolUseResult={
+            "stdout": f"APP_ENV=prod\nSECRET_THING={t}\nDEBUG=0\n",
+            "stderr": "",
+            "interrupted": False,
+        },
     ),
     "line-start": lambda t: _claude(
-        [{"type": "tool_result", "tool_use_id": "toolu_01XYZ", "content": f"$ gh auth token\n{t}\n$ echo done"}]
+        [
+            {
+                "type": "tool_result",
+                "tool_use_id": "toolu_01XYZ",
+                "content": f"$ gh auth token\n{t}\n$ echo done",
+            }
+        ]
     ),
     "tab-start": lambda t: _claude(f"name\tvalue\nprod\t{t}\tactive"),
     "json-config": lambda t: _claude(
@@ -246,9 +276,15 @@ CONTEXTS: dict[str, Context] = {
     ),
     "json-twice": lambda t: {
         "type": "response_item",
-        "payload": {"type": "function_call_output", "output": json.dumps({"output": json.dumps({"value": t})})},
+        "payload": {
+            "type": "function_call_output",
+            "output": json.dumps({"output": json.dumps({"value": t})}),
+        },
     },
-    "json-key": lambda t: {"type": "assistant", "message": {"content": [{"type": "tool_use", "input": {t: True}}]}},
+    "json-key": lambda t: {
+        "type": "assistant",
+        "message": {"content": [{"type": "tool_use", "input": {t: True}}]},
+    },
     "yaml": lambda t: _claude(f"services:\n  api:\n    environment:\n      - VALUE={t}\n    image: app:1.2"),
     "python": lambda t: _claude(f'```python\nclient = Client(\n    key="{t}",\n)\n```'),
     "js": lambda t: _claude(f"const cfg = {{ value: `{t}`, retries: 3 }};"),
@@ -260,12 +296,20 @@ CONTEXTS: dict[str, Context] = {
     "codex-exec": lambda t: {
         "timestamp": "2026-02-23T11:41:31.123Z",
         "type": "response_item",
-        "payload": {"type": "function_call", "name": "shell", "arguments": json.dumps({"command": ["bash", "-lc", f"echo {t}"]})},
+        "payload": {
+            "type": "function_call",
+            "name": "shell",
+            "arguments": json.dumps({"command": ["bash", "-lc", f"echo {t}"]}),
+        },
     },
     "pi-tool-result": lambda t: {
         "type": "message",
         "id": "a1b2c3d4",
-        "message": {"role": "toolResult", "toolCallId": "call_abc", "content": [{"type": "text", "text": f"stdout:\n{t}\n"}]},
+        "message": {
+            "role": "toolResult",
+            "toolCallId": "call_abc",
+            "content": [{"type": "text", "text": f"stdout:\n{t}\n"}],
+        },
     },
 }
 
@@ -310,7 +354,7 @@ def negatives(g: Gen) -> list[str]:
         "export ANTHROPIC_API_KEY=sk-ant-...",
         "postgres://user:password@localhost:5432/db",
         "postgres://user:${PGPASSWORD}@localhost/db",
-        'Authorization: Bearer ${TOKEN}',
+        "Authorization: Bearer ${TOKEN}",
         "AKIAIOSFODNN7EXAMPLE",
         "-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----",
         '"apiKey": "YOUR_API_KEY"',

@@ -44,6 +44,7 @@ def wait_idle(engine: Engine, timeout: float = 20) -> bool:
 
 
 def test_sync_mirrors_the_corpus_byte_for_byte(env: dict[str, str], start_engine) -> None:  # type: ignore[no-untyped-def]
+    """With redaction on (the default), clean real transcripts arrive byte-identical."""
     expected = lay_out_corpus(Path(env["HOME"]))
     # Things that sit beside transcripts and must never be uploaded.
     home = Path(env["HOME"])
@@ -53,7 +54,7 @@ def test_sync_mirrors_the_corpus_byte_for_byte(env: dict[str, str], start_engine
     (home / ".codex/history.jsonl").write_text('{"text": "hi"}\n')
     (home / ".claude/projects/-experiments-ideas/settings.json").write_text("{}")
     (home / ".claude/projects/-experiments-ideas/x.jsonl.tmp-99").write_text("{}\n")
-    engine = start_engine()
+    engine = start_engine("debounce_seconds = 0.3\nmax_delay_seconds = 1.5\n")
     got = remote_files(bucket_dir(env))
     assert got == {key: path.read_bytes() for path, key in expected.items()}
     st = engine.status()
@@ -164,7 +165,7 @@ def test_restart_does_not_reupload_or_reread_unchanged_files(env: dict[str, str]
     first.stop()
     engine, _ = build_engine(load_context(env))
     opened: list[str] = []
-    import traceagent.engine as eng
+    import traceagent.uploader as eng
 
     real = eng.take_snapshot
 
@@ -206,3 +207,34 @@ def test_pause_stops_uploads_but_not_recording(env: dict[str, str], start_engine
     assert again.paused and again.status().state is SyncState.PAUSED
     again.db.close()
     os.environ.pop("TRACEAGENT_UNUSED", None)
+
+
+def test_secrets_are_redacted_in_the_bucket_not_on_disk(env: dict[str, str], start_engine) -> None:  # type: ignore[no-untyped-def]
+    from secretgen import Gen, family_secrets
+
+    secrets = family_secrets(Gen(5))
+    f = Path(env["HOME"]) / ".claude/projects/-home-me-app/0b1c2d3e-aaaa-bbbb-cccc-1234567890ab.jsonl"
+    f.parent.mkdir(parents=True)
+    lines = [
+        json.dumps(
+            {
+                "type": "user",
+                "sessionId": "0b1c",
+                "message": {"role": "user", "content": f"use {s.text} please"},
+            }
+        )
+        for s in secrets
+    ]
+    f.write_text("\n".join(lines) + "\n")
+    original = f.read_bytes()
+    engine = start_engine("debounce_seconds = 0.3\nmax_delay_seconds = 1.5\n")
+    remote = (bucket_dir(env) / "claude/-home-me-app" / f.name).read_bytes()
+    assert f.read_bytes() == original  # the local file is never modified
+    for s in secrets:
+        for fragment in s.fragments:
+            assert fragment.encode() not in remote, (s.family, fragment)
+    assert remote.count(b"[REDACTED:") >= len(secrets)
+    for line in remote.splitlines():
+        json.loads(line)  # still valid JSON
+    counts = engine.status().redactions
+    assert sum(counts.values()) >= len(secrets) and all(n > 0 for n in counts.values())

@@ -9,11 +9,12 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from secretgen import CONTEXTS, SECRET_KEYED_CONTEXTS, Gen, dumps, image_b64, negatives, signature
 
-from traceagent.redact import ENGINE_NAMES, Redactor
+from secretgen import CONTEXTS, SECRET_KEYED_CONTEXTS, Gen, dumps, image_b64, negatives, signature
+from traceagent.redact import Redactor, available_engines
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
+ENGINES = available_engines()
 CORPUS_FILES = sorted(p for p in CORPUS.rglob("*") if p.is_file() and p.suffix in (".jsonl", ".json"))
 
 
@@ -28,7 +29,7 @@ def test_corpus_is_present() -> None:
     assert sum(p.stat().st_size for p in CORPUS_FILES) > 2_000_000
 
 
-@pytest.mark.parametrize("engine", ENGINE_NAMES)
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("path", CORPUS_FILES, ids=lambda p: str(p.relative_to(CORPUS))[:60])
 def test_real_transcripts_are_untouched(path: Path, engine: str) -> None:
     data = path.read_bytes()
@@ -68,7 +69,7 @@ def test_random_base64_images_and_signatures() -> None:
     for _ in range(300):
         lines.append(dumps({"type": "thinking", "thinking": "Let me think.", "signature": signature(g)}))
     data = b"".join(lines)
-    for engine in ENGINE_NAMES:
+    for engine in ENGINES:
         out, counts = redactor(engine).redact_chunk(data)
         assert counts == {}
         assert out == data

@@ -6,11 +6,12 @@ import json
 from functools import cache
 
 import pytest
-from secretgen import CONTEXTS, Gen, Secret, dumps, escaped_forms, family_secrets
 
-from traceagent.redact import ENGINE_NAMES, Redactor
+from secretgen import CONTEXTS, Gen, Secret, dumps, escaped_forms, family_secrets
+from traceagent.redact import Redactor, available_engines
 
 SEEDS = (1, 2, 3)
+ENGINES = available_engines()
 EXPECTED_FAMILIES = {
     "private-key",
     "anthropic",
@@ -74,7 +75,7 @@ def test_generator_is_deterministic() -> None:
     assert family_secrets(Gen(7)) != family_secrets(Gen(8))
 
 
-@pytest.mark.parametrize("engine", ENGINE_NAMES)
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("seed", SEEDS)
 def test_recall_every_family_every_context(engine: str, seed: int) -> None:
     cases, data = planted(seed)
@@ -83,7 +84,7 @@ def test_recall_every_family_every_context(engine: str, seed: int) -> None:
     out_lines = out.splitlines(keepends=True)
     assert len(out_lines) == len(in_lines) == len(cases)
     missed = []
-    for (secret, ctx), line in zip(cases, out_lines):
+    for (secret, ctx), line in zip(cases, out_lines, strict=True):
         json.loads(line)  # still valid JSON
         for frag in secret.fragments:
             if any(form.encode() in line for form in escaped_forms(frag)):
@@ -102,7 +103,7 @@ def test_family_rule_names_in_plain_prompt(seed: int) -> None:
         assert f"[REDACTED:{secret.family}]".encode() in out
 
 
-@pytest.mark.parametrize("engine", ENGINE_NAMES)
+@pytest.mark.parametrize("engine", ENGINES)
 def test_engines_identical_on_planted_data(engine: str) -> None:
     _, data = planted(1)
     assert redactor(engine).redact_chunk(data) == redactor("stdlib").redact_chunk(data)

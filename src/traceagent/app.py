@@ -44,7 +44,23 @@ def load_context(environ: Mapping[str, str] | None = None) -> Context:
     """Resolve folders and load ``config.toml`` (raises ConfigError with file/line/key)."""
     env = dict(os.environ if environ is None else environ)
     paths = app_paths(env)
-    return Context(paths=paths, settings=load_settings(paths.config_file, env), environ=env)
+    settings = load_settings(paths.config_file, env)
+    if settings.redact_rules or settings.redact_allowlist:
+        _check_redaction_settings(settings, paths.config_file)
+    return Context(paths=paths, settings=settings, environ=env)
+
+
+def _check_redaction_settings(settings: Settings, config_file: Path) -> None:
+    """User rules and allow-list entries are compiled at load, so a bad one is named at once."""
+    from traceagent.errors import ConfigError
+    from traceagent.redact import RedactConfigError, Redactor
+
+    try:
+        Redactor.from_settings(
+            extra_rules=settings.redact_rules, allowlist=settings.redact_allowlist, own_secrets=False
+        )
+    except RedactConfigError as e:
+        raise ConfigError(f"{config_file}: [redaction]: {e}") from None
 
 
 def hf_endpoint(ctx: Context) -> str | None:

@@ -7,7 +7,6 @@ due (a debounce deadline, a retry time, the end of a timed pause); it never poll
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import random
@@ -15,18 +14,18 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
-from typing import Literal
 
 from traceagent.agents import AGENTS, BY_NAME, home_dir
-from traceagent.agents.base import Agent, Root, SessionMeta
+from traceagent.agents.base import Root, SessionMeta
 from traceagent.config import Settings
 from traceagent.debounce import Debouncer
 from traceagent.paths import AppPaths
-from traceagent.sinks.base import ErrorKind, Sink, SinkError, UploadItem
+from traceagent.sinks.base import ErrorKind, Sink, SinkError
 from traceagent.sinks.keys import InvalidKeyError, make_key
-from traceagent.snapshot import SnapshotError, Transform, take_snapshot
+from traceagent.snapshot import Transform
 from traceagent.state import StateDB
 from traceagent.status import AgentInfo, Status, SyncState, TraceInfo
+from traceagent.uploader import NEVER, PassResult, Uploader
 from traceagent.watcher import Watcher, match_root, scan_root
 
 log = logging.getLogger(__name__)
@@ -34,33 +33,10 @@ log = logging.getLogger(__name__)
 #: Queue-wide backoff after network errors: full jitter, 2 s doubling up to 10 minutes.
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 600.0
-#: Per-file retry after a read error: 5 s doubling up to an hour.
-FILE_RETRY_BASE = 5.0
-FILE_RETRY_CAP = 3600.0
-NEVER = 1e18  # "until the file changes"
 
 SinkFactory = Callable[[], Sink]
 TransformFactory = Callable[[str], "Transform | None"]
 Listener = Callable[[], None]
-
-
-@dataclasses.dataclass
-class PassResult:
-    """Outcome of one foreground pass (``traceagent sync``)."""
-
-    uploaded: int = 0
-    unchanged: int = 0
-    failed: int = 0
-    pending: int = 0
-    error: str | None = None
-
-
-def _safe_feed(agent: Agent, meta: SessionMeta, chunk: bytes, path: Path) -> None:
-    """Metadata is a nicety: a reader failing on odd records never blocks the upload."""
-    try:
-        agent.feed(meta, chunk)
-    except Exception:
-        log.debug("Could not read metadata from %s", path, exc_info=True)
 
 
 def enabled_roots(settings: Settings, environ: Mapping[str, str]) -> list[Root]:
@@ -117,7 +93,14 @@ class Engine:
         self._fatal_error: str | None = None
         self._last_error: str | None = self.db.get("last_error")
         self._transforms: dict[str, Transform | None] = {}
-        self._logged_file_errors: set[tuple[str, str]] = set()
+        self.uploader = Uploader(
+            self.db,
+            paths.spool_dir,
+            transform_for=self._transform,
+            on_sink_error=self._handle_sink_error,
+            on_progress=self._set_uploading,
+            clock=clock,
+        )
         self.signed_in_as: str | None = None
         self._paused_until = self._load_pause()
 
@@ -358,22 +341,33 @@ class Engine:
         known = self.db.checked_stats()
         queue: list[Path] = []
         seen: set[str] = set()
-        for path, st in scan_root(root, folder):
+        agent = BY_NAME[root.agent]
+        for found, st in scan_root(root, folder):
+            path = found
+            if agent.exports:
+                # A store (database, JSON) and its -wal file: what changes is the store.
+                where = match_root([root], found)
+                if where is None:
+                    continue
+                path = root.path / agent.source_of(where[1])
+                try:
+                    size, mtime_ns = agent.change_token(path)
+                except OSError:
+                    continue
+            else:
+                size, mtime_ns = st.st_size, st.st_mtime_ns
             key = str(path)
+            if key in seen:
+                continue
             seen.add(key)
             ck = known.get(key)
-            if (
-                ck is not None
-                and ck[0] == st.st_size
-                and ck[1] == st.st_mtime_ns
-                and ck[2] in ("ok", "error")
-            ):
+            if ck is not None and ck[0] == size and ck[1] == mtime_ns and ck[2] in ("ok", "error"):
                 continue  # unchanged since it was last read: not even opened
             queue.append(path)
         if queue:
-            matched = [(p, match_root([root], p)) for p in queue]
+            located = [(p, match_root([root], p)) for p in queue]
             with self._cond:
-                for p, m in matched:
+                for p, m in located:
                     if m is not None:
                         self._info[p] = m
             self._enqueue(queue)
@@ -394,18 +388,22 @@ class Engine:
 
     def _enqueue(self, paths: list[Path]) -> None:
         items = []
-        for path in paths:
-            info = self._info.pop(path, None) or match_root(self.roots, path)
+        for changed in paths:
+            info = self._info.pop(changed, None) or match_root(self.roots, changed)
             if info is None:
                 continue
             root, rel = info
             agent = BY_NAME[root.agent]
+            path = changed
+            if agent.exports:
+                rel = agent.source_of(rel)
+                path = root.path / rel
             try:
                 key = make_key(root.remote, rel)
             except InvalidKeyError as e:
                 log.warning("Skipping %s: %s", path, e)
                 continue
-            is_trace = not agent.is_subagent(rel) and rel.suffix == ".jsonl"
+            is_trace = not agent.exports and not agent.is_subagent(rel) and rel.suffix == ".jsonl"
             items.append((str(path), root.agent, key, is_trace))
         if items:
             self.db.mark_pending(items)
@@ -422,7 +420,11 @@ class Engine:
             rows = self.db.due(now, self.settings.batch_size, agents=self._enabled_agents())
             if not rows:
                 break
-            self._upload_batch(rows, result)
+            assert self._sink is not None
+            if self.uploader.upload_batch(self._sink, rows, result):
+                self._backoff_failures = 0
+                self._offline_error = None
+            self._changed()
             with self._cond:
                 if self._stopping:
                     break
@@ -452,182 +454,17 @@ class Engine:
         self._offline_error = None
         return True
 
+    def _set_uploading(self, n: int) -> None:
+        with self._cond:
+            self._uploading = n
+        self._changed()
+
     def _transform(self, agent: str) -> Transform | None:
         if self._transform_factory is None:
             return None
         if agent not in self._transforms:
             self._transforms[agent] = self._transform_factory(agent)
         return self._transforms[agent]
-
-    def _upload_batch(self, rows: list, result: PassResult) -> None:  # type: ignore[type-arg]
-        assert self._sink is not None
-        items: list[UploadItem] = []
-        records: dict[str, tuple[str, int, int, int, str, str | None]] = {}
-        redactions: dict[str, dict[str, int]] = {}
-        for row in rows:
-            try:
-                prepared = self._prepare(row)
-            except Exception as e:  # one bad file never stops the others
-                log.exception("Unexpected error reading %s", row.path)
-                self._file_error(
-                    row.path, f"unexpected error: {e}", transient=True, row_attempts=row.attempts
-                )
-                prepared = False
-            if prepared is None:
-                result.unchanged += 1
-                continue
-            if prepared is False:
-                result.failed += 1
-                continue
-            item, record, counts = prepared
-            items.append(item)
-            records[item.key] = record
-            redactions[item.key] = counts
-        if not items:
-            return
-        with self._cond:
-            self._uploading = len(items)
-        self._changed()
-        failed: set[str] = set()
-        try:
-            self._sink.upload(items)
-        except SinkError as e:
-            if e.kind is not ErrorKind.PER_FILE or not e.failed_keys:
-                self._handle_sink_error(e, [records[i.key][0] for i in items])
-                result.failed += len(items)
-                result.error = e.message
-                return
-            failed = set(e.failed_keys)
-            self._last_error = e.message
-            for key in failed:
-                if key in records:
-                    self._file_error(records[key][0], e.message, transient=True, row_attempts=0)
-        except Exception as e:  # a bug or an unclassified library error: back off, keep the data
-            log.exception("Unexpected error while uploading %d file(s)", len(items))
-            self._handle_sink_error(
-                SinkError(f"Unexpected upload error: {e}", kind=ErrorKind.TRANSIENT),
-                [records[i.key][0] for i in items],
-            )
-            result.failed += len(items)
-            result.error = str(e)
-            return
-        finally:
-            for item in items:
-                item.spool_path.unlink(missing_ok=True)
-            with self._cond:
-                self._uploading = 0
-        now = self._clock()
-        done = [records[i.key] for i in items if i.key not in failed]
-        total: dict[str, int] = {}
-        for i in items:
-            if i.key not in failed:
-                for rule, n in redactions[i.key].items():
-                    total[rule] = total.get(rule, 0) + n
-        self.db.record_uploaded(done, total, now)
-        result.uploaded += len(done)
-        result.failed += len(failed)
-        self._backoff_failures = 0
-        self._offline_error = None
-        if total:
-            log.info("Redacted %s before upload", ", ".join(f"{n} {r}" for r, n in sorted(total.items())))
-        log.info("Uploaded %d file(s) to %s", len(done), self._sink.location)
-        self._changed()
-
-    def _prepare(
-        self, row: object
-    ) -> (
-        tuple[UploadItem, tuple[str, int, int, int, str, str | None], dict[str, int]] | Literal[False] | None
-    ):
-        """Snapshot one queued file: the upload item, None when nothing changed, False on a per-file error."""
-        from traceagent.state import FileRow
-
-        assert isinstance(row, FileRow)
-        path = Path(row.path)
-        agent = BY_NAME.get(row.agent)
-        if agent is None:
-            self.db.mark_gone([row.path])
-            return None
-        meta = SessionMeta.from_json(row.meta)
-        whole_json = path.suffix == ".json"
-        fresh = dataclasses.replace(meta)
-        try:
-            snap = take_snapshot(
-                path,
-                self.paths.spool_dir,
-                whole_json=whole_json,
-                transform=self._transform(row.agent),
-                feed=None if whole_json else (lambda chunk: _safe_feed(agent, fresh, chunk, path)),
-                feed_from=meta.parsed_bytes,
-                prefix_len=row.up_size,
-            )
-        except FileNotFoundError:
-            log.info("Local file vanished before upload, remote copy kept: %s", path)
-            self.db.mark_gone([row.path])
-            return None
-        except SnapshotError as e:
-            self._file_error(row.path, str(e), transient=False, row_attempts=row.attempts)
-            return False
-        except OSError as e:
-            self._file_error(
-                row.path, f"cannot read: {e.strerror or e}", transient=True, row_attempts=row.attempts
-            )
-            return False
-        rewritten = row.up_size > 0 and snap.prefix_sha256 != row.up_hash
-        if not whole_json and (rewritten or snap.size < meta.parsed_bytes):
-            log.info("%s was rewritten; uploading it whole", path)
-            fresh = self._reparse(agent, path, snap.size)
-        if not whole_json:
-            fresh.parsed_bytes = snap.size
-        meta_json = None if whole_json else fresh.to_json()
-        if (snap.size == row.up_size and snap.sha256 == row.up_hash) or snap.size == 0:
-            snap.discard()
-            self.db.record_checked(row.path, snap.stat_size, snap.stat_mtime_ns, meta_json)
-            return None
-        assert snap.spool_path is not None
-        item = UploadItem(spool_path=snap.spool_path, key=row.key, size=snap.out_size, mtime=snap.mtime)
-        record = (row.path, snap.stat_size, snap.stat_mtime_ns, snap.size, snap.sha256, meta_json)
-        return item, record, snap.redactions
-
-    def _reparse(self, agent: object, path: Path, size: int) -> SessionMeta:
-        assert isinstance(agent, Agent)
-        meta = SessionMeta()
-        try:
-            with open(path, "rb") as f:
-                done, carry = 0, b""
-                while done < size:
-                    block = f.read(min(1 << 20, size - done))
-                    if not block:
-                        break
-                    done += len(block)
-                    buf = carry + block
-                    cut = buf.rfind(b"\n") + 1
-                    if cut:
-                        _safe_feed(agent, meta, buf[:cut], path)
-                    carry = buf[cut:]
-        except OSError as e:
-            log.warning("Cannot re-read %s for its metadata: %s", path, e.strerror or e)
-        return meta
-
-    def _file_error(self, path: str, message: str, *, transient: bool, row_attempts: int) -> None:
-        if (path, message) not in self._logged_file_errors:
-            self._logged_file_errors.add((path, message))
-            log.warning("Not uploaded: %s: %s", path, message)
-        if transient:
-            delay = min(FILE_RETRY_CAP, FILE_RETRY_BASE * 2**row_attempts) * random.uniform(0.5, 1.0)
-            retry_at = self._clock() + delay
-        else:
-            retry_at = NEVER  # e.g. binary content: try again only when the file changes
-        self.db.record_error(path, message, retry_at)
-        try:
-            st = os.stat(path)
-        except OSError:
-            return
-        if not transient:
-            with self.db.transaction() as c:
-                c.execute(
-                    "UPDATE files SET ck_size = ?, ck_mtime_ns = ? WHERE path = ?",
-                    (st.st_size, st.st_mtime_ns, path),
-                )
 
     def _handle_sink_error(self, e: SinkError, paths: list[str]) -> None:
         self._last_error = e.message
@@ -691,7 +528,11 @@ class Engine:
             destination_kind=sink.kind if sink else "",
             agents=tuple(self.agents()),
             last_upload_at=float(last) if last else None,
-            last_error=self._auth_error or self._fatal_error or self._offline_error or self._last_error,
+            last_error=self._auth_error
+            or self._fatal_error
+            or self._offline_error
+            or self.uploader.last_file_error
+            or self._last_error,
             last_trace=recent[0] if recent else None,
             signed_in_as=self.signed_in_as,
             redactions=self.db.redaction_counts(),
@@ -772,7 +613,10 @@ class Engine:
             rows = self.db.due(now, self.settings.batch_size, agents=self._enabled_agents())
             if not rows:
                 break
-            self._upload_batch(rows, result)
+            assert self._sink is not None
+            if self.uploader.upload_batch(self._sink, rows, result):
+                self._backoff_failures = 0
+                self._offline_error = None
             if progress is not None:
                 progress(result.uploaded + result.unchanged + result.failed, total)
             if self._offline_error or self._auth_error or self._fatal_error:

@@ -37,10 +37,12 @@ CREATE TABLE IF NOT EXISTS files (
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at REAL NOT NULL DEFAULT 0,
     last_error TEXT,
-    meta TEXT
+    meta TEXT,
+    source TEXT
 );
 CREATE INDEX IF NOT EXISTS files_queue ON files(status, next_attempt_at);
 CREATE INDEX IF NOT EXISTS files_recent ON files(is_trace, ck_mtime_ns);
+CREATE INDEX IF NOT EXISTS files_source ON files(source);
 CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT);
 CREATE TABLE IF NOT EXISTS redactions (rule TEXT PRIMARY KEY, count INTEGER NOT NULL);
 """
@@ -70,6 +72,8 @@ class FileRow:
     next_attempt_at: float
     last_error: str | None
     meta: str | None
+    #: For a session exported from an agent's store: the store's path (else None).
+    source: str | None
 
 
 _COLUMNS = ", ".join(f.name for f in dataclasses.fields(FileRow))
@@ -92,7 +96,13 @@ class StateDB:
             # NORMAL is durable across a process crash in WAL mode (only power loss can roll
             # back the last transactions, and then the files are simply pending again).
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
+            conn.executescript(
+                _SCHEMA.replace("CREATE INDEX IF NOT EXISTS files_source ON files(source);", "")
+            )
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(files)")}
+            if "source" not in columns:  # a state.db from before exported sources
+                conn.execute("ALTER TABLE files ADD COLUMN source TEXT")
+            conn.execute("CREATE INDEX IF NOT EXISTS files_source ON files(source)")
             conn.execute("INSERT OR IGNORE INTO kv(k, v) VALUES('schema', ?)", (str(SCHEMA_VERSION),))
         except sqlite3.DatabaseError as e:
             conn.close()
@@ -151,25 +161,36 @@ class StateDB:
     def checked_stats(self) -> dict[str, tuple[int | None, int | None, str]]:
         """``path -> (ck_size, ck_mtime_ns, status)`` for every row: the restart fast path."""
         with self._lock:
-            rows = self._conn.execute("SELECT path, ck_size, ck_mtime_ns, status FROM files").fetchall()
+            rows = self._conn.execute(
+                "SELECT path, ck_size, ck_mtime_ns, status FROM files WHERE source IS NULL"
+            ).fetchall()
         return {p: (s, m, st) for p, s, m, st in rows}
 
-    def mark_pending(self, items: Iterable[tuple[str, str, str, bool]]) -> int:
+    def mark_pending(self, items: Iterable[tuple[str, str, str, bool]], *, source: str | None = None) -> int:
         """Queue files ``(path, agent, key, is_trace)``; new files get a row. Returns the count.
 
         A file in the error state is queued again at once: it changed, so the error may be gone.
+        ``source`` marks rows that are sessions exported from that store.
         """
         n = 0
         with self.transaction() as c:
             for path, agent, key, is_trace in items:
                 c.execute(
-                    "INSERT INTO files(path, agent, key, is_trace, status) VALUES(?, ?, ?, ?, 'pending') "
+                    "INSERT INTO files(path, agent, key, is_trace, status, source) VALUES(?, ?, ?, ?, 'pending', ?) "
                     "ON CONFLICT(path) DO UPDATE SET status = 'pending', next_attempt_at = 0, "
                     "agent = excluded.agent, key = excluded.key, is_trace = excluded.is_trace",
-                    (path, agent, key, int(is_trace)),
+                    (path, agent, key, int(is_trace), source),
                 )
                 n += 1
         return n
+
+    def export_hashes(self, source: str) -> dict[str, str]:
+        """``virtual path -> hash uploaded`` for the sessions exported from ``source``."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT path, up_hash FROM files WHERE source = ? AND up_hash IS NOT NULL", (source,)
+            ).fetchall()
+        return {str(p): str(h) for p, h in rows}
 
     def mark_gone(self, paths: Iterable[str]) -> None:
         """The files vanished locally. Their rows (and remote copies) stay."""
@@ -178,7 +199,11 @@ class StateDB:
 
     def due(self, now: float, limit: int, agents: Sequence[str] | None = None) -> list[FileRow]:
         """Queued files (of ``agents`` when given) whose next attempt time has come."""
-        sql = f"SELECT {_COLUMNS} FROM files WHERE status IN ('pending', 'error') AND next_attempt_at <= ?"
+        # Exported sessions are (re)built from their store's row, never queued by themselves.
+        sql = (
+            f"SELECT {_COLUMNS} FROM files WHERE status IN ('pending', 'error') AND next_attempt_at <= ? "
+            "AND source IS NULL"
+        )
         args: list[object] = [now]
         if agents is not None:
             sql += f" AND agent IN ({', '.join('?' for _ in agents)})"
@@ -191,7 +216,7 @@ class StateDB:
 
     def next_due_time(self, agents: Sequence[str] | None = None) -> float | None:
         """When the next queued file (of ``agents``) becomes due (None when none is queued)."""
-        sql = "SELECT MIN(next_attempt_at) FROM files WHERE status IN ('pending', 'error')"
+        sql = "SELECT MIN(next_attempt_at) FROM files WHERE status IN ('pending', 'error') AND source IS NULL"
         args: list[object] = []
         if agents is not None:
             sql += f" AND agent IN ({', '.join('?' for _ in agents)})"
@@ -231,13 +256,20 @@ class StateDB:
                 )
             c.execute("INSERT OR REPLACE INTO kv(k, v) VALUES('last_upload_at', ?)", (repr(now),))
 
-    def record_error(self, path: str, message: str, retry_at: float) -> None:
-        """A per-file failure: keep it queued, retry at ``retry_at``."""
+    def record_error(
+        self, path: str, message: str, retry_at: float, *, stat: tuple[int, int] | None = None
+    ) -> None:
+        """A per-file failure: keep it queued, retry at ``retry_at``.
+
+        ``stat`` (size, mtime_ns) records the file as read, so a restart does not retry a file
+        that can only fail again until it changes (binary content).
+        """
         with self.transaction() as c:
             c.execute(
                 "UPDATE files SET status = 'error', attempts = attempts + 1, next_attempt_at = ?, "
-                "last_error = ? WHERE path = ?",
-                (retry_at, message, path),
+                "last_error = ?, ck_size = COALESCE(?, ck_size), ck_mtime_ns = COALESCE(?, ck_mtime_ns) "
+                "WHERE path = ?",
+                (retry_at, message, stat[0] if stat else None, stat[1] if stat else None, path),
             )
 
     def defer(self, paths: Iterable[str], retry_at: float) -> None:
@@ -267,7 +299,10 @@ class StateDB:
     def counts(self) -> dict[str, int]:
         """Rows per status."""
         with self._lock:
-            rows = self._conn.execute("SELECT status, COUNT(*) FROM files GROUP BY status").fetchall()
+            # An exported session waiting for its store's next export is not a queued file.
+            rows = self._conn.execute(
+                "SELECT status, COUNT(*) FROM files WHERE source IS NULL OR status != 'pending' GROUP BY status"
+            ).fetchall()
         return {str(s): int(n) for s, n in rows}
 
     def sessions_per_agent(self) -> dict[str, int]:

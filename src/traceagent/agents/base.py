@@ -211,12 +211,43 @@ class SessionMeta:
             end = start
 
 
+@dataclasses.dataclass
+class ExportedSession:
+    """One session converted to the Hub's Session Traces Format by an agent's exporter."""
+
+    rel: PurePosixPath  #: path under the agent's remote folder, e.g. ``<project>/<id>.jsonl``
+    data: bytes  #: complete STS JSONL lines
+    meta: SessionMeta
+    mtime: float | None = None  #: when the session last changed (Unix time), if known
+
+
 class Agent(abc.ABC):
     """A coding agent whose session transcripts traceagent mirrors."""
 
     name: ClassVar[str]  #: registry and config name: "claude"
     display_name: ClassVar[str]  #: "Claude Code"
     remote: ClassVar[str]  #: the remote folder of the primary root
+    #: True when the agent's files are converted (``export``) rather than uploaded as they are.
+    exports: ClassVar[bool] = False
+
+    def export(self, path: Path) -> list[ExportedSession]:
+        """Convert the store at ``path`` into one STS file per session (exporting agents)."""
+        raise NotImplementedError(f"{self.name} uploads its files as they are")
+
+    def source_of(self, rel: PurePosixPath) -> PurePosixPath:
+        """The store a watched file belongs to (``x.db-wal`` → ``x.db``); itself by default.
+
+        Must be idempotent: ``source_of(source_of(rel)) == source_of(rel)``.
+        """
+        return rel
+
+    def change_token(self, path: Path) -> tuple[int, int]:
+        """``(size, mtime_ns)`` that changes whenever the store changes (the restart fast path).
+
+        Exporting agents with a SQLite store combine the database and its ``-wal`` file.
+        """
+        st = path.stat()
+        return st.st_size, st.st_mtime_ns
 
     @abc.abstractmethod
     def default_roots(self, environ: Mapping[str, str], home: Path) -> list[Root]:

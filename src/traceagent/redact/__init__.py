@@ -15,7 +15,7 @@ JSON. Lines without findings pass through untouched.
 from __future__ import annotations
 
 from .core import Finding, RedactConfigError, Redactor, mask, preview_file
-from .engines import ENGINE_ENV, ENGINE_NAMES
+from .engines import ENGINE_ENV, ENGINE_NAMES, available_engines
 
 #: Bump when rules change in a way that should re-redact (and re-upload) old files.
 REDACTION_VERSION = 1
@@ -27,6 +27,7 @@ __all__ = [
     "Finding",
     "RedactConfigError",
     "Redactor",
+    "available_engines",
     "mask",
     "preview_file",
 ]

@@ -76,25 +76,30 @@ def _after_ansi(line: bytes, pos: int) -> bool:
     return j >= 0 and line[j] == ord("[") and line[:j].endswith(_ANSI_ESC)
 
 
-def left_ok(line: bytes, start: int) -> bool:
+def left_ok(line: bytes, start: int, chars: frozenset[int] = TOKEN_CHARS) -> bool:
     """Escape-aware left boundary: ``start`` does not continue a token.
 
     A token may follow a non-token character, a JSON escape (``\\n``, ``\\t``, ``\\u0027``,
     at any escaping depth), a ``%XX`` URL escape or an ANSI colour code. It may not start on
-    an escaped character (``\\npm_…`` is a newline followed by ``pm_…``).
+    an escaped character (``\\npm_…`` is a newline followed by ``pm_…``). ``chars``: the
+    characters that would continue the word.
     """
     if start == 0:
         return True
     if backslashes_before(line, start) % 2:
         return False
     c = line[start - 1]
-    if c not in TOKEN_CHARS:
+    if c not in chars:
         return True
     if c in _ESCAPE_LETTERS and start >= 2 and line[start - 2] == BACKSLASH:
         return True
-    if start >= 6 and line[start - 6] == BACKSLASH and line[start - 5] == _U:
-        if all(x in HEX for x in line[start - 4 : start]):
-            return True
+    if (
+        start >= 6
+        and line[start - 6] == BACKSLASH
+        and line[start - 5] == _U
+        and all(x in HEX for x in line[start - 4 : start])
+    ):
+        return True
     if start >= 3 and line[start - 3] == ord("%") and c in HEX and line[start - 2] in HEX:
         return True
     return c in ALNUM and _after_ansi(line, start)
@@ -109,7 +114,7 @@ def word_start(line: bytes, pos: int, chars: frozenset[int]) -> int:
     start = pos
     while start > 0 and line[start - 1] in chars:
         start -= 1
-    if start == pos or start == 0:
+    if start in (pos, 0):
         return start
     before = line[start - 1]
     if before == BACKSLASH:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from . import own_secrets
+from . import own_secrets as own_secrets_module
 from .boundaries import widen_to_escapes
-from .engines import EngineUnavailable, Prefilter, make_prefilter
+from .engines import EngineUnavailableError, Prefilter, make_prefilter
 from .rules import BUILTIN_NAMES, BUILTIN_RULES, Rule, known_value_rule, user_rule
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,6 @@ class Redactor:
         self._allow_exact = allow_exact
         self._allow_regex = tuple(allow_regex)
         self._always = [i for i, r in enumerate(self.rules) if r.always]
-        self._all = list(range(len(self.rules)))
         self._prefilter: Prefilter = make_prefilter(self.rules, engine)
         self.engine_name: str = self._prefilter.name
         log.debug("redactor: %d rules, engine %s", len(self.rules), self.engine_name)
@@ -84,7 +83,7 @@ class Redactor:
     def from_settings(
         cls,
         *,
-        extra_rules: Mapping[str, str] = {},  # noqa: B006 - read-only default, part of the API
+        extra_rules: Mapping[str, str] = {},
         allowlist: Sequence[str] = (),
         own_secrets: bool = True,
         environ: Mapping[str, str] | None = None,
@@ -103,7 +102,14 @@ class Redactor:
         ``"stdlib"`` or ``"auto"``; default: ``$TRACEAGENT_REDACT_ENGINE`` or auto.
         """
         rules: list[Rule] = list(BUILTIN_RULES)
-        values: list[tuple[str, str]] = [("extra", v) for v in extra_values if v and v.strip()]
+        values: list[tuple[str, str]] = []
+        for value in extra_values:
+            if len(value.strip()) >= own_secrets_module.MIN_LEN:
+                values.append(("extra", value.strip()))
+            elif value.strip():
+                log.warning(
+                    "ignoring an extra secret value shorter than %d characters", own_secrets_module.MIN_LEN
+                )
         if own_secrets:
             env = os.environ if environ is None else environ
             values += own_secrets_collect(env, home if home is not None else Path.home())
@@ -112,13 +118,18 @@ class Redactor:
         exact, regexes = _parse_allowlist(allowlist)
         try:
             return cls(rules, allow_exact=exact, allow_regex=regexes, engine=engine)
-        except EngineUnavailable as exc:
+        except EngineUnavailableError as exc:
             raise RedactConfigError(f"redaction engine: {exc}") from exc
 
     # -- public API -----------------------------------------------------------------------
 
     def redact_chunk(self, data: bytes) -> tuple[bytes, dict[str, int]]:
-        """Redact complete JSONL lines. Lines without findings come back byte-identical."""
+        """Redact complete JSONL lines; return the bytes and the number of redactions per rule.
+
+        Each finding becomes ``[REDACTED:<rule>]``. Lines without findings come back
+        byte-identical, the number of lines never changes, and a line that parsed as JSON
+        still does. Any bytes are accepted (invalid UTF-8, non-JSON lines, no final newline).
+        """
         counts: dict[str, int] = {}
         pieces: list[bytes] = []
         last = 0
@@ -187,15 +198,10 @@ class Redactor:
                     if hits is None:
                         hits = keyword_hits[key] = _find_all(where, kw)
                     starts.update(hits)
-                matches: Iterable[re.Match[bytes]] = _matches_at(rule.regex, text, starts)
+                for m in _matches_at(rule.regex, text, starts):
+                    self._accept(line, rule, idx, found, m)
             else:
-                matches = _matches(rule.regex, text)
-            for m in matches:
-                span = rule.check(line, m)
-                if span is None or self._allowed(line[span[0] : span[1]]):
-                    continue
-                s, e = widen_to_escapes(line, *span)
-                found.append((s, e, idx))
+                _search_all(rule.regex, text, functools.partial(self._accept, line, rule, idx, found))
         if len(found) < 2:
             return found
         found.sort(key=lambda t: (t[0], -t[1], t[2]))
@@ -208,6 +214,15 @@ class Redactor:
                 merged.append((s, e, idx))
         return merged
 
+    def _accept(self, line: bytes, rule: Rule, idx: int, found: list[_Span], m: re.Match[bytes]) -> bool:
+        """Check one candidate match; keep its (escape-safe) span unless rejected or allowed."""
+        span = rule.check(line, m)
+        if span is None or self._allowed(line[span[0] : span[1]]):
+            return False
+        s, e = widen_to_escapes(line, *span)
+        found.append((s, e, idx))
+        return True
+
     def _replace(self, line: bytes, spans: Sequence[_Span]) -> bytes:
         out: list[bytes] = []
         last = 0
@@ -218,46 +233,41 @@ class Redactor:
         return b"".join(out)
 
     def _apply(self, line: bytes, spans: Sequence[_Span], counts: dict[str, int]) -> bytes:
-        new_line = self._replace(line, spans)
-        if not _is_json(new_line) and _is_json(line):
-            log.warning("redaction broke a JSON line; redacting it string by string instead")
-            return self._structured(line, counts)
         for _, _, idx in spans:
             name = self.rules[idx].name
             counts[name] = counts.get(name, 0) + 1
-        return new_line
+        new_line = self._replace(line, spans)
+        if _is_json(new_line) or not _is_json(line):
+            return new_line
+        # Only a user rule whose match crosses JSON structure gets here: redact whole tokens.
+        log.warning("a redaction crossed JSON structure; replacing whole JSON values instead")
+        new_line = _replace_tokens(line, spans, [self.rules[i].name for _, _, i in spans])
+        if _is_json(new_line):
+            return new_line
+        return b'{"redacted":"' + marker(self.rules[spans[0][2]].name) + b'"}'  # pragma: no cover
 
-    def _structured(self, line: bytes, counts: dict[str, int]) -> bytes:
-        """Fallback: decode the line, redact each key and string alone, encode again."""
 
-        def fix(value: str) -> str:
-            raw = json.dumps(value, ensure_ascii=False)[1:-1].encode("utf-8", "surrogatepass")
-            spans = self._spans(raw, self._all)
-            if not spans:
-                return value
-            for _, _, idx in spans:
-                name = self.rules[idx].name
-                counts[name] = counts.get(name, 0) + 1
-            try:
-                result = json.loads(b'"' + self._replace(raw, spans) + b'"')
-            except ValueError:
-                return marker(self.rules[spans[0][2]].name).decode("ascii")
-            return str(result)
+_JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[^\s{}\[\],:"]+|[\s{}\[\],:]+', re.DOTALL)
 
-        def walk(obj: Any) -> Any:
-            if isinstance(obj, str):
-                return fix(obj)
-            if isinstance(obj, list):
-                return [walk(v) for v in obj]
-            if isinstance(obj, dict):
-                return {fix(k): walk(v) for k, v in obj.items()}
-            return obj
 
-        cleaned = walk(json.loads(line.decode("utf-8")))
-        try:
-            return json.dumps(cleaned, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        except UnicodeEncodeError:
-            return json.dumps(cleaned, separators=(",", ":")).encode("ascii")
+def _replace_tokens(line: bytes, spans: Sequence[_Span], names: Sequence[str]) -> bytes:
+    """Replace every JSON string or scalar that a span touches by a marker string.
+
+    The grammar stays intact (a value or key is swapped for a string) and bytes outside the
+    touched tokens stay as they were.
+    """
+    out: list[bytes] = []
+    k = 0
+    for m in _JSON_TOKEN.finditer(line):
+        s, e = m.span()
+        token = m.group()
+        while k < len(spans) and spans[k][1] <= s:
+            k += 1
+        if k < len(spans) and spans[k][0] < e and token[:1] not in b" \t\r\n{}[],:":
+            out.append(b'"' + marker(names[k]) + b'"')
+        else:
+            out.append(token)
+    return b"".join(out)
 
 
 def _find_all(text: bytes, kw: bytes) -> list[int]:
@@ -269,21 +279,21 @@ def _find_all(text: bytes, kw: bytes) -> list[int]:
     return out
 
 
-def _matches(regex: re.Pattern[bytes], text: bytes) -> Iterator[re.Match[bytes]]:
-    """Every match that starts at a distinct position (overlaps allowed).
+def _search_all(regex: re.Pattern[bytes], text: bytes, accept: Callable[[re.Match[bytes]], bool]) -> None:
+    """Feed every candidate match to ``accept``.
 
-    Not ``finditer``: a match must not hide one that starts inside it
-    (``token='client_secret: …'``), so the search resumes one byte after each match start.
+    Not ``finditer``: a match that ``accept`` rejects must not hide a match that starts inside
+    it, so after a rejection the search resumes one byte after its start.
     """
     search, pos = regex.search, 0
     while (m := search(text, pos)) is not None:
-        yield m
-        pos = m.start() + 1
+        pos = max(m.end(), m.start() + 1) if accept(m) else m.start() + 1
 
 
 def _matches_at(regex: re.Pattern[bytes], text: bytes, starts: set[int]) -> Iterator[re.Match[bytes]]:
-    """Same matches as :func:`_matches` for a pattern whose every match starts at a keyword:
-    an anchored match at each keyword occurrence, without a regex scan of the whole line."""
+    """Matches of a pattern whose every match starts at a keyword: an anchored match at each
+    keyword occurrence (overlaps allowed, so ``token='api_key: …'`` still reaches ``api_key``),
+    without a regex scan of the whole line."""
     match = regex.match
     for i in sorted(starts):
         m = match(text, i)
@@ -292,7 +302,7 @@ def _matches_at(regex: re.Pattern[bytes], text: bytes, starts: set[int]) -> Iter
 
 
 def own_secrets_collect(environ: Mapping[str, str], home: Path) -> list[tuple[str, str]]:
-    return own_secrets.collect(environ, home)
+    return own_secrets_module.collect(environ, home)
 
 
 def _safe_label(label: str) -> str:
@@ -301,15 +311,17 @@ def _safe_label(label: str) -> str:
 
 
 def _known_rules(values: Sequence[tuple[str, str]]) -> list[Rule]:
-    """Exact-value rules: each value as written and JSON-escaped once and twice."""
+    """Exact-value rules: each value as written and JSON-escaped once and twice (with and
+    without ``\\uXXXX`` escapes for non-ASCII characters)."""
     rules: list[Rule] = []
     seen: set[bytes] = set()
     for label, value in values:
-        once = json.dumps(value, ensure_ascii=False)[1:-1]
-        twice = json.dumps(once, ensure_ascii=False)[1:-1]
-        forms = [once, twice]
-        if once == value:
-            forms.insert(0, value)
+        forms = []
+        for ascii_only in (False, True):
+            once = json.dumps(value, ensure_ascii=ascii_only)[1:-1]
+            forms += [once, json.dumps(once, ensure_ascii=ascii_only)[1:-1]]
+        if forms[0] == value:
+            forms.insert(0, value)  # nothing to escape: the value itself can appear raw
         for form in forms:
             raw = form.encode("utf-8", "surrogatepass")
             if raw not in seen:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -35,7 +36,7 @@ Candidates = list[tuple[int, int, list[int]]]
 _NEVER = b"\\x00traceagent-no-rules\\x00"
 
 
-class EngineUnavailable(RuntimeError):
+class EngineUnavailableError(RuntimeError):
     """The requested engine's wheel is not installed or cannot compile the rules."""
 
 
@@ -79,7 +80,9 @@ def _collect(flagged: dict[int, tuple[int, set[int]]], ls: int, le: int, ids: Se
 
 
 def _sorted(flagged: dict[int, tuple[int, set[int]]]) -> Candidates:
-    return [(ls, le, sorted(i for i in ids if i >= 0)) for ls, (le, ids) in sorted(flagged.items()) if le > ls]
+    return [
+        (ls, le, sorted(i for i in ids if i >= 0)) for ls, (le, ids) in sorted(flagged.items()) if le > ls
+    ]
 
 
 class HyperscanPrefilter:
@@ -89,7 +92,7 @@ class HyperscanPrefilter:
         try:
             import hyperscan
         except ImportError as exc:  # pragma: no cover - depends on the wheel
-            raise EngineUnavailable("hyperscan is not installed") from exc
+            raise EngineUnavailableError("hyperscan is not installed") from exc
         exprs, ci, self._ids = _set_rules(rules)
         flags = [hyperscan.HS_FLAG_CASELESS if c else 0 for c in ci]
         self._db: Any = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
@@ -102,8 +105,9 @@ class HyperscanPrefilter:
             try:
                 self._db.compile(expressions=exprs, ids=list(range(n)), elements=n, flags=flags)
             except hyperscan.error as exc:
-                raise EngineUnavailable(f"Hyperscan cannot compile the rules: {exc}") from exc
+                raise EngineUnavailableError(f"Hyperscan cannot compile the rules: {exc}") from exc
         self._scratch = hyperscan.Scratch(self._db)
+        self._local = threading.local()  # a Hyperscan scratch space is per thread
 
     def candidates(self, data: bytes) -> Candidates:
         hits: list[tuple[int, int]] = []
@@ -112,7 +116,10 @@ class HyperscanPrefilter:
         def on_match(idx: int, start: int, end: int, flags: int, context: object) -> None:
             add((idx, end))
 
-        self._db.scan(data, match_event_handler=on_match, scratch=self._scratch)
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = self._scratch.clone()
+        self._db.scan(data, match_event_handler=on_match, scratch=scratch)
         if not hits:
             return []
         lines = _LineIndex(data)
@@ -131,13 +138,13 @@ class Re2Prefilter:
         try:
             import re2
         except ImportError as exc:  # pragma: no cover - depends on the wheel
-            raise EngineUnavailable("google-re2 is not installed") from exc
+            raise EngineUnavailableError("google-re2 is not installed") from exc
         opts = re2.Options()
         opts.encoding = re2.Options.Encoding.LATIN1
         opts.max_mem = 256 << 20
         opts.never_capture = True
         exprs, ci, self._ids = _set_rules(rules)
-        wrapped = [b"(?i:" + e + b")" if c else b"(?:" + e + b")" for e, c in zip(exprs, ci)]
+        wrapped = [b"(?i:" + e + b")" if c else b"(?:" + e + b")" for e, c in zip(exprs, ci, strict=True)]
         self._set: Any = re2.Set.SearchSet(opts)
         try:
             for w in wrapped:
@@ -145,7 +152,7 @@ class Re2Prefilter:
             self._set.Compile()
             self._any: Any = re2.compile(b"|".join(wrapped), opts)
         except re2.error as exc:
-            raise EngineUnavailable(f"RE2 cannot compile the rules: {exc}") from exc
+            raise EngineUnavailableError(f"RE2 cannot compile the rules: {exc}") from exc
 
     def candidates(self, data: bytes) -> Candidates:
         search, match_set, ids = self._any.search, self._set.Match, self._ids
@@ -210,21 +217,33 @@ _FACTORIES: dict[str, Callable[[Sequence[Rule]], Prefilter]] = {
 }
 
 
+def available_engines() -> list[str]:
+    """Names of the engines whose wheel imports here, fastest first (``stdlib`` is always last)."""
+    found = []
+    for name, module in (("hyperscan", "hyperscan"), ("re2", "re2")):
+        try:
+            __import__(module)
+        except ImportError:
+            continue
+        found.append(name)
+    return [*found, "stdlib"]
+
+
 def make_prefilter(rules: Sequence[Rule], engine: str | None = None) -> Prefilter:
     """Build the prefilter. ``engine``: a name from ``ENGINE_NAMES``, ``"auto"`` or ``None``.
 
     ``None`` reads ``TRACEAGENT_REDACT_ENGINE`` (default ``auto``: the first engine whose wheel
     imports, in the order of ``ENGINE_NAMES``). A named engine that is missing raises
-    ``EngineUnavailable``; ``auto`` falls back to the next one and finally to ``stdlib``.
+    ``EngineUnavailableError``; ``auto`` falls back to the next one and finally to ``stdlib``.
     """
     choice = (engine or os.environ.get(ENGINE_ENV) or "auto").strip().lower()
     if choice != "auto":
         if choice not in _FACTORIES:
-            raise EngineUnavailable(f"unknown redaction engine {choice!r}; use one of {ENGINE_NAMES}")
+            raise EngineUnavailableError(f"unknown redaction engine {choice!r}; use one of {ENGINE_NAMES}")
         return _FACTORIES[choice](rules)
     for name in ENGINE_NAMES:
         try:
             return _FACTORIES[name](rules)
-        except EngineUnavailable as exc:
+        except EngineUnavailableError as exc:
             log.debug("redaction engine %s unavailable: %s", name, exc)
     raise AssertionError("unreachable: the stdlib engine is always available")  # pragma: no cover

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import json
 import logging
 import re
@@ -18,13 +19,12 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .validators import is_secret_key
+from .validators import is_secret_key, key_words
 
 log = logging.getLogger(__name__)
 
 MIN_LEN = 8
 _MAX_FILE = 32 << 20
-_ENV_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "PWD", "COOKIE", "CREDENTIAL")
 _ENV_SKIP = frozenset({"PWD", "OLDPWD", "SSH_AUTH_SOCK", "GPG_AGENT_INFO", "KEYTIMEOUT"})
 _ENV_SKIP_SUFFIXES = ("_PATH", "_FILE", "_DIR", "_SOCK", "_URL_PATH", "_HOME")
 _INI_LINE = re.compile(r"^\s*([^=\s#;][^=]*?)\s*=\s*(.*?)\s*$|^\s*([\w.-]+)\s*:\s+(.*?)\s*$")
@@ -48,10 +48,13 @@ def _usable(value: str, *, strict: bool) -> bool:
 
 
 def _secret_env_name(name: str) -> bool:
+    """By words, not substrings: HF_TOKEN, OPENAI_API_KEY, PGPASSWORD, STRIPE_KEY are secrets;
+    PYTHON_KEYRING_BACKEND, MAX_TOKENS, TOKENIZERS_PARALLELISM, HF_TOKEN_PATH are not."""
     upper = name.upper()
     if upper in _ENV_SKIP or upper.endswith(_ENV_SKIP_SUFFIXES):
         return False
-    return any(w in upper for w in _ENV_WORDS)
+    raw = upper.encode("ascii", "replace")
+    return is_secret_key(raw) or key_words(raw)[-1:] == ["key"]
 
 
 def from_environ(environ: Mapping[str, str]) -> Iterator[tuple[str, str]]:
@@ -113,7 +116,7 @@ def ini_values(text: str) -> Iterator[str]:
 
 def netrc_values(text: str) -> Iterator[str]:
     words = text.split()
-    for prev, word in zip(words, words[1:]):
+    for prev, word in itertools.pairwise(words):
         if prev in ("password", "account"):
             yield word
 
@@ -151,12 +154,20 @@ def credential_files(environ: Mapping[str, str], home: Path) -> list[tuple[str, 
         ("codex-auth", codex / "auth.json", json_values),
         ("pi-auth", pi / "auth.json", json_values),
         ("pi-auth", pi / "oauth.json", json_values),
-        ("aws-credentials", Path(environ.get("AWS_SHARED_CREDENTIALS_FILE") or home / ".aws" / "credentials"), ini_values),
+        (
+            "aws-credentials",
+            Path(environ.get("AWS_SHARED_CREDENTIALS_FILE") or home / ".aws" / "credentials"),
+            ini_values,
+        ),
         ("netrc", Path(environ.get("NETRC") or home / ".netrc"), netrc_values),
         ("npmrc", home / ".npmrc", ini_values),
         ("pypirc", home / ".pypirc", ini_values),
         ("gh-hosts", gh / "hosts.yml", ini_values),
-        ("docker-config", Path(environ.get("DOCKER_CONFIG") or home / ".docker") / "config.json", json_values),
+        (
+            "docker-config",
+            Path(environ.get("DOCKER_CONFIG") or home / ".docker") / "config.json",
+            json_values,
+        ),
         ("git-credentials", home / ".git-credentials", url_values),
         ("gcloud-adc", xdg_config / "gcloud" / "application_default_credentials.json", json_values),
     ]

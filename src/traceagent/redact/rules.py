@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import anchors as A
+from . import anchors as anc
 from .boundaries import ALNUM, B64URL, TOKEN_CHARS, left_ok, right_ok, word_start
 from .validators import complex_enough, is_placeholder, is_secret_key, plausible_value
 
@@ -28,6 +28,8 @@ ValueCheck = Callable[[bytes], bool]
 _NAME_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 _KEY_CHARS = _NAME_CHARS | frozenset(b"-")
 _B64 = frozenset(ALNUM | set(b"+/="))
+_ALNUM_LOWER = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789")
+_LETTERS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _PEM_ESCAPES = re.compile(rb"\\+[nrt]")
 _B64_CHAR = re.compile(rb"[A-Za-z0-9+/]")
 
@@ -138,6 +140,28 @@ def _url_password_ok(v: bytes) -> bool:
     return not is_placeholder(v) and v.lower() not in (b"pass", b"pwd", b"user", b"username")
 
 
+def _is_call(line: bytes, end: int) -> bool:
+    """The value is followed by ``(`` or ``[``: a function call or an index, i.e. code."""
+    return end < len(line) and line[end] in b"(["
+
+
+def _names_itself(key: bytes, value: bytes) -> bool:
+    """The value spells (the end of) its own key: a constant naming a header or field."""
+    v = bytes(c for c in value.lower() if c in _ALNUM_LOWER)
+    return len(v) >= 4 and bytes(c for c in key.lower() if c in _ALNUM_LOWER).endswith(v)
+
+
+_HEADER_VALUE = token(1, left=False, valid=_header_value_ok)
+
+
+def _auth_header_check(line: bytes, m: re.Match[bytes]) -> tuple[int, int] | None:
+    """``Authorization`` must be a word of its own (``Proxy-Authorization`` is fine,
+    ``AggregationAuthorization`` is an identifier)."""
+    if not left_ok(line, m.start(), _LETTERS):
+        return None
+    return _HEADER_VALUE(line, m)
+
+
 def _env_check(line: bytes, m: re.Match[bytes]) -> tuple[int, int] | None:
     start = word_start(line, m.start(), _NAME_CHARS)
     if start and line[start - 1] in _NAME_CHARS and not left_ok(line, start):
@@ -146,8 +170,11 @@ def _env_check(line: bytes, m: re.Match[bytes]) -> tuple[int, int] | None:
     if not is_secret_key(name):
         return None
     s, e = m.span(2)
-    if not plausible_value(line[s:e], quoted=m.end(1) > m.start(1)):
+    value = line[s:e]
+    if not plausible_value(value, quoted=m.end(1) > m.start(1)) or _is_call(line, e):
         return None
+    if _names_itself(name, value):
+        return None  # X_ACCESS_TOKEN_HEADER = "X-Access-Token"
     return s, e
 
 
@@ -156,12 +183,16 @@ def _keyed_check(line: bytes, m: re.Match[bytes]) -> tuple[int, int] | None:
     end = m.start()
     while end < len(line) and line[end] in _KEY_CHARS:
         end += 1
-    if not is_secret_key(line[start:end]):
+    key = line[start:end]
+    if not is_secret_key(key):
         return None
     quoted = m.start(1) >= 0
     s, e = m.span(1) if quoted else m.span(2)
-    if not plausible_value(line[s:e], quoted=quoted):
+    value = line[s:e]
+    if not plausible_value(value, quoted=quoted) or _is_call(line, e):
         return None
+    if (value.isalpha() and len(value) < 12) or _names_itself(key, value):
+        return None  # a word ("NextToken") or an enum (PassStateEntered = "PassStateEntered")
     return s, e
 
 
@@ -185,6 +216,7 @@ _UNQUOTED = rf"[^{_WS}\"'\\`,;|&<>(){{}}\[\]]"
 _QUOTE = r"\\*[\"']"
 _SEP = r"[ \t]*(?:=>|:=|[:=])[ \t]*"
 
+
 def _tok(name: str, pattern: str, anchors: tuple[str | bytes, ...], check: Check = _PLAIN) -> Rule:
     return Rule(name, pattern, check, anchors)
 
@@ -195,50 +227,50 @@ FAMILY_RULES: tuple[Rule, ...] = (
         r"-----BEGIN[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----"
         r"((?:[A-Za-z0-9+/=]|\\+[nrt][ \t]*|(?:Proc-Type|DEK-Info|Version|Comment|Hash):[^\\\"\n]{0,200})*)"
         r"(?:-----END[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----)?",
-        (A.DASH,),
+        (anc.DASH,),
         _pem_check,
     ),
-    _tok("anthropic", r"sk-ant-[a-z]{2,12}[0-9]{2}-[A-Za-z0-9_-]{20,}", (A.DASH,)),
-    _tok("openai", r"sk-[A-Za-z0-9_-]{32,}", (A.DASH,), token(valid=_openai_ok)),
-    _tok("huggingface", r"hf_[A-Za-z0-9]{34}", (A.UNDERSCORE,), _ALNUM_TOK),
-    _tok("huggingface-org", r"api_org_[A-Za-z0-9]{34}", (A.UNDERSCORE,), _ALNUM_TOK),
-    _tok("github", r"gh[pousr]_[A-Za-z0-9]{36,}", (A.UNDERSCORE,), token(max_len=260)),
-    _tok("github-fine-grained", r"github_pat_[A-Za-z0-9_]{60,}", (A.UNDERSCORE,)),
+    _tok("anthropic", r"sk-ant-[a-z]{2,12}[0-9]{2}-[A-Za-z0-9_-]{20,}", (anc.DASH,)),
+    _tok("openai", r"sk-[A-Za-z0-9_-]{32,}", (anc.DASH,), token(valid=_openai_ok)),
+    _tok("huggingface", r"hf_[A-Za-z0-9]{34}", (anc.UNDERSCORE,), _ALNUM_TOK),
+    _tok("huggingface-org", r"api_org_[A-Za-z0-9]{34}", (anc.UNDERSCORE,), _ALNUM_TOK),
+    _tok("github", r"gh[pousr]_[A-Za-z0-9]{36,}", (anc.UNDERSCORE,), token(max_len=260)),
+    _tok("github-fine-grained", r"github_pat_[A-Za-z0-9_]{60,}", (anc.UNDERSCORE,)),
     _tok(
         "gitlab",
         rf"gl{_GITLAB}-[A-Za-z0-9_.-]{{20,}}",
-        (A.GITLAB,),
+        (anc.GITLAB,),
         token(trim=b".", valid=complex_enough),
     ),
     _tok(
         "aws-access-key-id",
         r"A(?:KIA|SIA|BIA|CCA)[A-Z2-7]{16}",
-        (A.UPPER_A,),
+        (anc.UPPER_A,),
         token(body=ALNUM, valid=_not_example),
     ),
-    _tok("google-api-key", r"AIza[A-Za-z0-9_-]{35}", (A.UPPER_A,), _URL_TOK),
-    _tok("google-oauth", r"ya29\.[A-Za-z0-9_-]{20,}", (A.DOT,)),
-    _tok("google-refresh-token", r"1//0[A-Za-z0-9_-]{30,}", (A.SLASH,), token(valid=complex_enough)),
-    _tok("slack", r"xox[abeoprs]-[A-Za-z0-9-]{10,}", (A.DASH,), token(valid=_has_digit)),
-    _tok("slack-app", r"xapp-[0-9]-[A-Za-z0-9-]{10,}", (A.DASH,)),
+    _tok("google-api-key", r"AIza[A-Za-z0-9_-]{35}", (anc.UPPER_A,), _URL_TOK),
+    _tok("google-oauth", r"ya29\.[A-Za-z0-9_-]{20,}", (anc.DOT,)),
+    _tok("google-refresh-token", r"1//0[A-Za-z0-9_-]{30,}", (anc.SLASH,), token(valid=complex_enough)),
+    _tok("slack", r"xox[abeoprs]-[A-Za-z0-9-]{10,}", (anc.DASH,), token(valid=_has_digit)),
+    _tok("slack-app", r"xapp-[0-9]-[A-Za-z0-9-]{10,}", (anc.DASH,)),
     _tok(
         "slack-webhook",
         r"hooks\.slack\.com/((?:services|workflows|triggers)/[A-Za-z0-9_/-]{20,})",
-        (A.SLASH,),
+        (anc.SLASH,),
         token(1, left=False),
     ),
-    _tok("stripe", r"[rs]k_(?:live|test|prod)_[A-Za-z0-9]{20,}", (A.UNDERSCORE,)),
-    _tok("stripe-webhook", r"whsec_[A-Za-z0-9+/]{24,}=*", (A.UNDERSCORE,)),
-    _tok("npm", r"npm_[A-Za-z0-9]{36}", (A.UNDERSCORE,), _ALNUM_TOK),
-    _tok("pypi", r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}", (A.DASH,)),
-    _tok("groq", r"gsk_[A-Za-z0-9]{52}", (A.UNDERSCORE,), _ALNUM_TOK),
-    _tok("xai", r"xai-[A-Za-z0-9]{80}", (A.DASH,), _ALNUM_TOK),
-    _tok("sendgrid", r"SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}", (A.DOT,), _URL_TOK),
-    _tok("cerebras", r"csk-[A-Za-z0-9]{32,}", (A.DASH,), token(valid=complex_enough)),
-    _tok("perplexity", r"pplx-[A-Za-z0-9]{32,}", (A.DASH,), token(valid=complex_enough)),
-    _tok("shopify", r"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}", (A.UNDERSCORE,), _ALNUM_TOK),
-    _tok("digitalocean", r"do[opr]_v1_[a-f0-9]{64}", (A.UNDERSCORE,), _ALNUM_TOK),
-    _tok("jwt", r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*", (A.DOT,)),
+    _tok("stripe", r"[rs]k_(?:live|test|prod)_[A-Za-z0-9]{20,}", (anc.UNDERSCORE,)),
+    _tok("stripe-webhook", r"whsec_[A-Za-z0-9+/]{24,}=*", (anc.UNDERSCORE,)),
+    _tok("npm", r"npm_[A-Za-z0-9]{36}", (anc.UNDERSCORE,), _ALNUM_TOK),
+    _tok("pypi", r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}", (anc.DASH,)),
+    _tok("groq", r"gsk_[A-Za-z0-9]{52}", (anc.UNDERSCORE,), _ALNUM_TOK),
+    _tok("xai", r"xai-[A-Za-z0-9]{80}", (anc.DASH,), _ALNUM_TOK),
+    _tok("sendgrid", r"SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}", (anc.DOT,), _URL_TOK),
+    _tok("cerebras", r"csk-[A-Za-z0-9]{32,}", (anc.DASH,), token(valid=complex_enough)),
+    _tok("perplexity", r"pplx-[A-Za-z0-9]{32,}", (anc.DASH,), token(valid=complex_enough)),
+    _tok("shopify", r"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}", (anc.UNDERSCORE,), _ALNUM_TOK),
+    _tok("digitalocean", r"do[opr]_v1_[a-f0-9]{64}", (anc.UNDERSCORE,), _ALNUM_TOK),
+    _tok("jwt", r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*", (anc.DOT,)),
 )
 
 _KEYED_WORDS = (b"pass", b"pwd", b"secret", b"token", b"key", b"credential", b"auth", b"cookie")
@@ -247,24 +279,24 @@ _ENV_WORDS = (b"PASS", b"PWD", b"SECRET", b"TOKEN", b"KEY", b"CREDENTIAL", b"AUT
 CONTEXT_RULES: tuple[Rule, ...] = (
     Rule(
         "url-password",
-        rf"://[^{_WS}/@\"'\\:?#]*:([^{_WS}/@\"'\\?#]+)@",
+        rf"://[^{_WS}/@\"'\\:?#\[\]]*:([^{_WS}/@\"'\\?#\[\]]+)@",
         token(1, left=False, valid=_url_password_ok),
-        (A.SLASH,),
+        (anc.SLASH,),
     ),
     Rule(
         "aws-secret-access-key",
         rf"secret[_-]?(?:access[_-]?)?key[a-z_]*(?:{_QUOTE})?{_SEP}(?:{_QUOTE})?([a-z0-9/+]{{40}})",
         _aws_secret_check,
-        (A.KEYWORD_C,),
+        (anc.KEYWORD_C,),
         keywords=(b"secret",),
         ci=True,
     ),
     Rule(
         "auth-header",
         rf"authorization(?:{_QUOTE})?[ \t]*[:=][ \t]*(?:{_QUOTE})?[ \t]*"
-        r"(?:(?:bearer|basic|token|bot|digest|apikey|key)[ \t]+)?([a-z0-9._~+/-]{8,}=*)",
-        token(1, left=False, valid=_header_value_ok),
-        (A.KEYWORD_H,),
+        r"(?:(?:bearer|basic|token|bot|digest|apikey|key|aws4-hmac-sha256)[ \t]+)?([a-z0-9._~+/-]{8,}=*)",
+        _auth_header_check,
+        (anc.KEYWORD_H,),
         keywords=(b"authorization",),
         ci=True,
     ),
@@ -279,7 +311,7 @@ CONTEXT_RULES: tuple[Rule, ...] = (
         "env-secret",
         rf"(?:PASS|PWD|SECRET|TOKEN|KEY|CREDENTIAL|AUTH)[A-Z0-9_]*[ \t]*=[ \t]*((?:{_QUOTE})?)({_UNQUOTED}{{6,}})",
         _env_check,
-        A.KEYWORDS,
+        anc.KEYWORDS,
         # Keywords are found in the lower-cased line (shared with keyed-secret); the pattern
         # itself is case-sensitive: only UPPER_SNAKE names.
         keywords=tuple(k.lower() for k in _ENV_WORDS),
@@ -290,7 +322,7 @@ CONTEXT_RULES: tuple[Rule, ...] = (
         rf"(?:pass|pwd|secret|token|key|credential|auth|cookie)[a-z0-9_-]*(?:{_QUOTE})?{_SEP}"
         rf"(?:{_QUOTE}([^\"'\\{_WS}]{{6,}})|({_UNQUOTED}{{8,}}))",
         _keyed_check,
-        A.KEYWORDS,
+        anc.KEYWORDS,
         keywords=_KEYED_WORDS,
         ci=True,
     ),

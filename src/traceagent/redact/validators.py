@@ -140,6 +140,7 @@ METADATA_WORDS = frozenset(
         "map",
         "ids",
         "rate",
+        "arn",
         "text",
         "prompt",
         "input",
@@ -168,7 +169,11 @@ _PLACEHOLDER_STARTS = (b"$", b"<", b"{", b"%(", b"%s", b"**", b"#{", b"[redacted
 _PLACEHOLDER_PARTS = (b"...", b"\xe2\x80\xa6", b"xxxx", b"****", b"redacted", b"<your", b"your_", b"example")
 _IDENT = re.compile(rb"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*(?:\(.*|\[.*)?\Z", re.DOTALL)
 _DOTTED = re.compile(rb"[a-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+(?:\(.*|\[.*)?\Z", re.DOTALL)
-_PATHLIKE = (b"/", b"~/", b"./", b"../", b"file:", b"http://", b"https://")
+_COLOR = re.compile(rb"#[0-9a-f]{3,8}\Z")
+#: Paths, URLs, ARNs, and "::" / "==" (scope operator, comparison) mistaken for a separator.
+_NOT_SECRET_STARTS = (b"/", b"~/", b"./", b"../", b"file:", b"http://", b"https://", b"arn:", b":", b"=")
+_CAMEL_WORDS = re.compile(rb"(?:[A-Z]+|[A-Z]?[a-z]+)(?:[A-Z][a-z]+)*\Z")
+_NESTED = re.compile(rb"[A-Za-z_][\w.]*=[^=]")
 
 
 def key_words(key: bytes) -> list[str]:
@@ -179,8 +184,8 @@ def key_words(key: bytes) -> list[str]:
 def is_secret_key(key: bytes) -> bool:
     """True when a key name says it holds a secret and is not metadata about one."""
     words = key_words(key)
-    if not words or words[-1] in METADATA_WORDS:
-        return False
+    if not words or words[-1] in METADATA_WORDS or "public" in words:
+        return False  # max_tokens, token_type, publicKeyToken, NEXT_PUBLIC_API_KEY
     for i, w in enumerate(words):
         if w in SECRET_WORDS or w.encode().endswith(SECRET_SUFFIXES):
             return True
@@ -194,7 +199,7 @@ def is_placeholder(value: bytes) -> bool:
     low = value.lower()
     if low in _PLACEHOLDER_WORDS or low.startswith(_PLACEHOLDER_STARTS):
         return True
-    if any(p in low for p in _PLACEHOLDER_PARTS):
+    if any(p in low for p in _PLACEHOLDER_PARTS) or low.endswith(b"*") or _COLOR.match(low):
         return True
     return len(set(low)) <= 2
 
@@ -211,10 +216,14 @@ def plausible_value(value: bytes, *, quoted: bool) -> bool:
     """Checks for the value of a keyed or env-style assignment."""
     if len(value) < (6 if quoted else 8) or len(value) > 4096:
         return False
-    if is_placeholder(value) or value.startswith(_PATHLIKE) or not complex_enough(value):
+    if is_placeholder(value) or value.startswith(_NOT_SECRET_STARTS) or not complex_enough(value):
         return False
     if _DOTTED.match(value):
         return False  # config.token, process.env.X, os.environ["X"]
+    if _CAMEL_WORDS.match(value):
+        return False  # ExclusiveStartKey, AWSSecretKey: a name, not a secret
+    if not quoted and _NESTED.match(value):
+        return False  # Credential=…, startToken:Token=None: an assignment inside the value
     if not quoted and _IDENT.match(value):
         # A bare identifier is a code reference unless it carries a digit (hunter2hunter2).
         return any(0x30 <= c <= 0x39 for c in value) and b"(" not in value and b"." not in value

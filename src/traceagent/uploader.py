@@ -1,0 +1,310 @@
+"""The uploader: turns queued rows into snapshots and hands them to the sink in batches.
+
+For a transcript, a snapshot is its complete lines, redacted (``snapshot.py``). For an agent
+whose store the viewer cannot read (a SQLite database, a whole-JSON file), the agent's
+exporter converts it into one Session Traces Format file per session, and only the sessions
+whose bytes changed are sent. Nothing is marked uploaded until the sink call returned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import random
+import tempfile
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+
+from traceagent.agents import BY_NAME
+from traceagent.agents.base import Agent, SessionMeta
+from traceagent.sinks.base import ErrorKind, Sink, SinkError, UploadItem
+from traceagent.sinks.keys import InvalidKeyError, make_key
+from traceagent.snapshot import SnapshotError, Transform, take_snapshot
+from traceagent.state import FileRow, StateDB
+
+log = logging.getLogger(__name__)
+
+#: Per-file retry after a read error: 5 s doubling up to an hour.
+FILE_RETRY_BASE = 5.0
+FILE_RETRY_CAP = 3600.0
+NEVER = 1e18  # "until the file changes"
+
+#: ``(path, ck_size, ck_mtime_ns, up_size, up_hash, meta json)`` for ``StateDB.record_uploaded``.
+Record = tuple[str, int, int, int, str, "str | None"]
+
+
+@dataclasses.dataclass
+class PassResult:
+    """What a batch (or a foreground pass) did."""
+
+    uploaded: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    pending: int = 0
+    error: str | None = None
+
+
+@dataclasses.dataclass
+class _Prepared:
+    item: UploadItem
+    record: Record
+    redactions: dict[str, int]
+    #: For exported sessions: the source row to mark checked once all its sessions landed.
+    source: tuple[str, int, int] | None = None
+
+
+def safe_feed(agent: Agent, meta: SessionMeta, chunk: bytes, path: Path) -> None:
+    """Metadata is a nicety: a reader failing on odd records never blocks the upload."""
+    try:
+        agent.feed(meta, chunk)
+    except Exception:
+        log.debug("Could not read metadata from %s", path, exc_info=True)
+
+
+class Uploader:
+    """Prepares and sends batches; reports sink-wide failures to the engine's error funnel."""
+
+    def __init__(
+        self,
+        db: StateDB,
+        spool_dir: Path,
+        *,
+        transform_for: Callable[[str], Transform | None],
+        on_sink_error: Callable[[SinkError, list[str]], None],
+        on_progress: Callable[[int], None],
+        clock: Callable[[], float],
+    ) -> None:
+        self.db = db
+        self.spool_dir = spool_dir
+        self._transform_for = transform_for
+        self._on_sink_error = on_sink_error
+        self._on_progress = on_progress
+        self._clock = clock
+        self._logged: set[tuple[str, str]] = set()
+        #: The last per-file failure message (shown as "last error").
+        self.last_file_error: str | None = None
+
+    # -- one batch -----------------------------------------------------------------------------
+
+    def upload_batch(self, sink: Sink, rows: list[FileRow], result: PassResult) -> bool:
+        """Prepare and send ``rows``. Returns False when the sink failed as a whole."""
+        prepared: list[_Prepared] = []
+        for row in rows:
+            try:
+                out = self._prepare(row)
+            except Exception as e:  # one bad file never stops the others
+                log.exception("Unexpected error reading %s", row.path)
+                self.file_error(row.path, f"unexpected error: {e}", transient=True, attempts=row.attempts)
+                out = False
+            if out is False:
+                result.failed += 1
+            elif out is True or not out:
+                result.unchanged += 1
+            else:
+                prepared.extend(out)
+        if not prepared:
+            return True
+        by_key = {p.item.key: p for p in prepared}
+        items = [p.item for p in prepared]
+        self._on_progress(len(items))
+        failed: set[str] = set()
+        try:
+            sink.upload(items)
+        except SinkError as e:
+            if e.kind is not ErrorKind.PER_FILE or not e.failed_keys:
+                self._on_sink_error(e, sorted({p.record[0] for p in prepared} | _sources(prepared)))
+                result.failed += len(items)
+                result.error = e.message
+                return False
+            failed = set(e.failed_keys)
+            self.last_file_error = e.message
+            for key in failed:
+                if key in by_key:
+                    p = by_key[key]
+                    self.file_error(
+                        p.source[0] if p.source else p.record[0], e.message, transient=True, attempts=0
+                    )
+        except Exception as e:  # a bug or an unclassified library error: back off, keep the data
+            log.exception("Unexpected error while uploading %d file(s)", len(items))
+            self._on_sink_error(
+                SinkError(f"Unexpected upload error: {e}", kind=ErrorKind.TRANSIENT),
+                sorted({p.record[0] for p in prepared} | _sources(prepared)),
+            )
+            result.failed += len(items)
+            result.error = str(e)
+            return False
+        finally:
+            for item in items:
+                item.spool_path.unlink(missing_ok=True)
+            self._on_progress(0)
+        done = [p for p in prepared if p.item.key not in failed]
+        totals: dict[str, int] = {}
+        for p in done:
+            for rule, n in p.redactions.items():
+                totals[rule] = totals.get(rule, 0) + n
+        self.db.record_uploaded([p.record for p in done], totals, self._clock())
+        # An exported store is in step once every one of its changed sessions landed.
+        failed_sources = {p.source[0] for p in prepared if p.source and p.item.key in failed}
+        for src in {p.source for p in done if p.source and p.source[0] not in failed_sources}:
+            assert src is not None
+            self.db.record_checked(src[0], src[1], src[2], None)
+        result.uploaded += len(done)
+        result.failed += len(failed)
+        if totals:
+            log.info("Redacted %s before upload", ", ".join(f"{n} {r}" for r, n in sorted(totals.items())))
+        log.info("Uploaded %d file(s) to %s", len(done), sink.location)
+        return True
+
+    # -- snapshots -----------------------------------------------------------------------------
+
+    def _prepare(self, row: FileRow) -> list[_Prepared] | bool:
+        """The items to send for one row; ``[]``/True when nothing changed, False on a per-file error."""
+        agent = BY_NAME.get(row.agent)
+        if agent is None:
+            self.db.mark_gone([row.path])
+            return True
+        if agent.exports:
+            return self._prepare_export(row, agent)
+        path = Path(row.path)
+        meta = SessionMeta.from_json(row.meta)
+        whole_json = path.suffix == ".json"
+        fresh = dataclasses.replace(meta)
+        try:
+            snap = take_snapshot(
+                path,
+                self.spool_dir,
+                whole_json=whole_json,
+                transform=self._transform_for(row.agent),
+                feed=None if whole_json else (lambda chunk: safe_feed(agent, fresh, chunk, path)),
+                feed_from=meta.parsed_bytes,
+                prefix_len=row.up_size,
+            )
+        except FileNotFoundError:
+            log.info("Local file vanished before upload, remote copy kept: %s", path)
+            self.db.mark_gone([row.path])
+            return True
+        except SnapshotError as e:
+            self.file_error(row.path, str(e), transient=False, attempts=row.attempts)
+            return False
+        except OSError as e:
+            self.file_error(
+                row.path, f"cannot read: {e.strerror or e}", transient=True, attempts=row.attempts
+            )
+            return False
+        rewritten = row.up_size > 0 and snap.prefix_sha256 != row.up_hash
+        if not whole_json and (rewritten or snap.size < meta.parsed_bytes):
+            log.info("%s was rewritten; uploading it whole", path)
+            fresh = reparse(agent, path, snap.size)
+        if not whole_json:
+            fresh.parsed_bytes = snap.size
+        meta_json = None if whole_json else fresh.to_json()
+        if (snap.size == row.up_size and snap.sha256 == row.up_hash) or snap.size == 0:
+            snap.discard()
+            self.db.record_checked(row.path, snap.stat_size, snap.stat_mtime_ns, meta_json)
+            return True
+        assert snap.spool_path is not None
+        item = UploadItem(spool_path=snap.spool_path, key=row.key, size=snap.out_size, mtime=snap.mtime)
+        record = (row.path, snap.stat_size, snap.stat_mtime_ns, snap.size, snap.sha256, meta_json)
+        return [_Prepared(item, record, snap.redactions)]
+
+    def _prepare_export(self, row: FileRow, agent: Agent) -> list[_Prepared] | bool:
+        """Convert an agent's store into per-session STS files; keep only the changed ones."""
+        path = Path(row.path)
+        try:
+            token = agent.change_token(path)
+            sessions = agent.export(path)
+        except FileNotFoundError:
+            log.info("Local store vanished before export, remote copies kept: %s", path)
+            self.db.mark_gone([row.path])
+            return True
+        except OSError as e:
+            self.file_error(
+                row.path, f"cannot read: {e.strerror or e}", transient=True, attempts=row.attempts
+            )
+            return False
+        except Exception as e:  # a store in a format we do not understand (yet)
+            log.warning("Cannot export %s", path, exc_info=True)
+            self.file_error(row.path, f"cannot export: {e}", transient=False, attempts=row.attempts)
+            return False
+        remote = row.key.split("/", 1)[0]
+        known = self.db.export_hashes(row.path)
+        transform = self._transform_for(row.agent)
+        out: list[_Prepared] = []
+        pending: list[tuple[str, str, str, bool]] = []
+        for s in sessions:
+            virtual = f"{row.path}#{s.rel.as_posix()}"
+            data = s.data
+            counts: dict[str, int] = {}
+            if transform is not None and data:
+                data, counts = transform(data)
+            digest = hashlib.sha256(data).hexdigest()
+            if known.get(virtual) == digest:
+                continue
+            try:
+                key = make_key(remote, PurePosixPath(s.rel))
+            except InvalidKeyError as e:
+                log.warning("Skipping a session of %s: %s", path, e)
+                continue
+            fd, tmp = tempfile.mkstemp(dir=self.spool_dir, prefix="snap-", suffix=".part")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            pending.append((virtual, row.agent, key, True))
+            s.meta.parsed_bytes = len(data)
+            item = UploadItem(spool_path=Path(tmp), key=key, size=len(data), mtime=s.mtime or token[1] / 1e9)
+            record = (virtual, len(data), 0, len(data), digest, s.meta.to_json())
+            out.append(_Prepared(item, record, counts, source=(row.path, token[0], token[1])))
+        if pending:
+            self.db.mark_pending(pending, source=row.path)
+        if not out:
+            self.db.record_checked(row.path, token[0], token[1], None)
+            return True
+        return out
+
+    # -- per-file errors -----------------------------------------------------------------------
+
+    def file_error(self, path: str, message: str, *, transient: bool, attempts: int) -> None:
+        """Record a per-file problem (logged once per file and message) and when to retry."""
+        if (path, message) not in self._logged:
+            self._logged.add((path, message))
+            log.warning("Not uploaded: %s: %s", path, message)
+        self.last_file_error = f"{Path(path).name}: {message}"
+        if transient:
+            delay = min(FILE_RETRY_CAP, FILE_RETRY_BASE * 2**attempts) * random.uniform(0.5, 1.0)
+            retry_at = self._clock() + delay
+        else:
+            retry_at = NEVER  # e.g. binary content: try again only when the file changes
+        stat: tuple[int, int] | None = None
+        if not transient:
+            try:
+                st = os.stat(path)
+                stat = (st.st_size, st.st_mtime_ns)
+            except OSError:
+                stat = None
+        self.db.record_error(path, message, retry_at, stat=stat)
+
+
+def _sources(prepared: list[_Prepared]) -> set[str]:
+    return {p.source[0] for p in prepared if p.source}
+
+
+def reparse(agent: Agent, path: Path, size: int) -> SessionMeta:
+    """Read a rewritten file's metadata from the start (rare: Pi migrations, rewrites)."""
+    meta = SessionMeta()
+    try:
+        with open(path, "rb") as f:
+            done, carry = 0, b""
+            while done < size:
+                block = f.read(min(1 << 20, size - done))
+                if not block:
+                    break
+                done += len(block)
+                buf = carry + block
+                cut = buf.rfind(b"\n") + 1
+                if cut:
+                    safe_feed(agent, meta, buf[:cut], path)
+                carry = buf[cut:]
+    except OSError as e:
+        log.warning("Cannot re-read %s for its metadata: %s", path, e.strerror or e)
+    return meta
