@@ -238,3 +238,35 @@ def test_secrets_are_redacted_in_the_bucket_not_on_disk(env: dict[str, str], sta
         json.loads(line)  # still valid JSON
     counts = engine.status().redactions
     assert sum(counts.values()) >= len(secrets) and all(n > 0 for n in counts.values())
+
+
+def test_rejected_token_is_retried_when_the_credentials_change(env: dict[str, str]) -> None:
+    from traceagent.config import Settings
+    from traceagent.paths import app_paths
+    from traceagent.sinks.base import ErrorKind, SinkError
+    from traceagent.sinks.local import LocalFolderSink
+
+    tokens = ["old"]
+    dest = Path(env["TRACEAGENT_HOME"]) / "dest"
+
+    def factory() -> LocalFolderSink:
+        if tokens[-1] == "old":
+            raise SinkError("Hugging Face rejected the token (401)", kind=ErrorKind.AUTH)
+        return LocalFolderSink(dest)
+
+    class E(Engine):
+        def credentials_fingerprint(self) -> str | None:
+            return tokens[-1]
+
+    engine = E(app_paths(env), Settings(), factory, environ=env)
+    try:
+        assert engine._ensure_sink() is False
+        assert engine.status().state is SyncState.SIGNIN_NEEDED
+        engine._auth_recheck()  # nothing changed: still blocked, no retry storm
+        assert engine.status().state is SyncState.SIGNIN_NEEDED
+        tokens.append("new")
+        engine._auth_recheck()
+        assert engine._ensure_sink() is True
+        assert engine.status().state is not SyncState.SIGNIN_NEEDED
+    finally:
+        engine.db.close()

@@ -162,6 +162,13 @@ class DesktopEngine(Engine):
         self.signed_in_as = self._factory.signed_in_as
         return sink
 
+    def credentials_fingerprint(self) -> str | None:
+        """A digest of the token currently found (never the token itself)."""
+        from traceagent import auth
+
+        token = auth.find_token(self.ctx.environ)
+        return token.fingerprint if token else ""
+
     def set_agent_enabled(self, name: str, enabled: bool) -> None:
         """Turn one agent's sync on or off, and remember it in ``config.toml``."""
         from traceagent.config import update_config

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 #: Queue-wide backoff after network errors: full jitter, 2 s doubling up to 10 minutes.
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 600.0
+#: While the token is rejected: how often to look whether it changed (cheap, local).
+AUTH_RECHECK = 30.0
 
 SinkFactory = Callable[[], Sink]
 TransformFactory = Callable[[str], "Transform | None"]
@@ -90,6 +92,7 @@ class Engine:
         self._backoff_failures = 0
         self._offline_error: str | None = None
         self._auth_error: str | None = None
+        self._auth_fingerprint: str | None = None
         self._fatal_error: str | None = None
         self._last_error: str | None = self.db.get("last_error")
         self._transforms: dict[str, Transform | None] = {}
@@ -294,6 +297,7 @@ class Engine:
                     return
                 ready = self._debouncer.pop_ready(self._clock())
                 scans, self._scan_requests = self._scan_requests, []
+            self._auth_recheck()
             if ready:
                 self._enqueue(ready)
             for root, folder in scans:
@@ -302,10 +306,27 @@ class Engine:
                 self._changed()
             self._drain()
 
+    def credentials_fingerprint(self) -> str | None:
+        """A fingerprint of the credentials in use (None: no credentials concept).
+
+        While the token is rejected, the engine looks at this every ``AUTH_RECHECK`` seconds
+        and retries as soon as it changes (``hf auth login`` in a terminal, a new HF_TOKEN file).
+        """
+        return None
+
+    def _auth_recheck(self) -> None:
+        if self._auth_error is None or self._auth_fingerprint is None:
+            return
+        if self.credentials_fingerprint() != self._auth_fingerprint:
+            log.info("The Hugging Face token changed; retrying")
+            self.reload_sink()
+
     def _sleep_time(self) -> float | None:
         """Seconds until something is due; None means sleep until an event (idle)."""
         now = self._clock()
         deadlines = [d for d in (self._debouncer.next_deadline(),) if d is not None]
+        if self._auth_error is not None and self._auth_fingerprint is not None:
+            deadlines.append(now + AUTH_RECHECK)
         if self._paused_until is not None and self._paused_until != float("inf"):
             deadlines.append(self._paused_until)
         if self._can_upload(now, ignore_backoff=True):
@@ -473,6 +494,7 @@ class Engine:
             if self._auth_error is None:
                 log.error("%s", e.message)
             self._auth_error = e.message
+            self._auth_fingerprint = self.credentials_fingerprint()
             self._sink_ready = False
         elif e.kind is ErrorKind.FATAL:
             if self._fatal_error != e.message:
