@@ -343,11 +343,19 @@ def write_config(env: dict[str, str], **settings: Any) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def traceagent_cmd(env: dict[str, str], *args: str) -> list[str]:
+    """``python -m traceagent ARGS``; with ``BENCH_PRELUDE=file[:file...]`` in ``env`` those
+    files run first (monkeypatches: how a candidate change is measured without editing src/)."""
+    prelude = env.get("BENCH_PRELUDE")
+    if not prelude:
+        return [PYTHON, "-m", "traceagent", *args]
+    code = "".join(f"exec(open({p!r}).read());" for p in prelude.split(os.pathsep))
+    return [PYTHON, "-c", f"{code}import sys;from traceagent.cli import main;sys.exit(main({list(args)!r}))"]
+
+
 def run_cli(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """``python -m traceagent ...`` in ``env``."""
-    return subprocess.run(
-        [PYTHON, "-m", "traceagent", *args], env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run(traceagent_cmd(env, *args), env=env, capture_output=True, text=True, timeout=timeout)
 
 
 # --------------------------------------------------------------------------- /proc readers
@@ -430,12 +438,7 @@ class Daemon:
         """Start it; ``started_at`` is the monotonic time just before the fork."""
         log_path = Path(self.env["TRACEAGENT_HOME"]) / "daemon-stderr.log"
         self._stderr = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        cmd = [PYTHON, "-m", "traceagent", "run", "--headless"]
-        prelude = self.env.get("BENCH_PRELUDE")
-        if prelude:
-            # Measure a candidate change without editing src/: these files run first (monkeypatches).
-            code = "".join(f"exec(open({p!r}).read());" for p in prelude.split(os.pathsep))
-            cmd = [PYTHON, "-c", f"{code}import sys;from traceagent.cli import main;sys.exit(main(['run','--headless']))"]
+        cmd = traceagent_cmd(self.env, "run", "--headless")
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(
             [*self.wrapper, *cmd],

@@ -73,7 +73,7 @@ def run_folder(base: Path, env0: dict[str, str], n_files: int, runs: int) -> tup
         cpdest = base / f"cp{i}"
         cpdest.mkdir()
         cp_cmd = ["cp", "-r", *[str(r) for r, _ in roots(env0)], str(cpdest)]
-        steps = [("ta", [c.PYTHON, "-m", "traceagent", "sync"]), ("cp", cp_cmd)]
+        steps = [("ta", c.traceagent_cmd(env, "sync")), ("cp", cp_cmd)]
         if i % 2:
             steps.reverse()
         for name, cmd in steps:
@@ -107,7 +107,7 @@ def run_hub(base: Path, env0: dict[str, str], n_files: int, runs: int) -> tuple[
                     (run_dir / "ta").mkdir()
                     shutil.copy(Path(env0["TRACEAGENT_HOME"]) / "config.toml", run_dir / "ta" / "config.toml")
                     env["TRACEAGENT_DESTINATION"] = "hf://buckets/alice/agent-sessions"
-                    wall, p = timed([c.PYTHON, "-m", "traceagent", "sync"], env)
+                    wall, p = timed(c.traceagent_cmd(env, "sync"), env)
                     if f"Uploaded {n_files} file(s)" not in p.stdout:
                         raise SystemExit(f"traceagent sync did not upload everything: {p.stdout}{p.stderr}")
                     ta_times.append(wall)
