@@ -31,6 +31,18 @@ _ISOLATED_VARS = (
     "TRACEAGENT_DESTINATION",
     "HF_ENDPOINT",
     "BROWSER",
+    # the other agents' own overrides (agents/*.py)
+    "GEMINI_CLI_HOME",
+    "COPILOT_HOME",
+    "QWEN_RUNTIME_DIR",
+    "QWEN_HOME",
+    "GOOSE_PATH_ROOT",
+    "HERMES_HOME",
+    "HERMES_DATA_DIR_SUFFIX",
+    "CLINE_DATA_DIR",
+    "CLINE_DIR",
+    "APPDATA",
+    "LOCALAPPDATA",
 )
 
 

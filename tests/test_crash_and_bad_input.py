@@ -79,8 +79,12 @@ def test_sigkill_during_backfill_then_restart_ends_identical(env: dict[str, str]
     try:
 
         def in_step() -> bool:
+            # "running": this daemon answers (state.db alone would say up to date too early).
             r = run_cli(env, "status", "--json")
-            return r.returncode == 0 and json.loads(r.stdout)["state"] == "up_to_date"
+            if r.returncode != 0:
+                return False
+            st = json.loads(r.stdout)
+            return bool(st["running"]) and st["pid"] == proc.pid and st["state"] == "up_to_date"
 
         assert wait_for(in_step, 120, 0.5)
     finally:

@@ -270,3 +270,35 @@ def test_rejected_token_is_retried_when_the_credentials_change(env: dict[str, st
         assert engine.status().state is not SyncState.SIGNIN_NEEDED
     finally:
         engine.db.close()
+
+
+def test_shallow_roots_watch_only_session_folders(tmp_path: Path) -> None:
+    """OpenCode's data folder also holds snapshot git trees: those are neither watched nor walked."""
+    from traceagent.agents import BY_NAME
+    from traceagent.agents.base import Root
+    from traceagent.watcher import Watcher, scan_root
+
+    root = tmp_path / "opencode"
+    for d in ("snapshot/abc/objects/00", "snapshot/abc/objects/01", "bin", "storage/session/p1"):
+        (root / d).mkdir(parents=True)
+    (root / "snapshot/abc/objects/00/x.json").write_text("{}")
+    agent = BY_NAME["opencode"]
+    r = Root("opencode", root, agent.remote)
+    seen: list[Path] = []
+    w = Watcher(
+        [r], on_file=lambda _r, p: seen.append(p), on_gone=lambda _r, p: None, on_scan=lambda _r, p: None
+    )
+    w.start()
+    try:
+        watched = set(w._watches)
+        assert root in watched and root / "storage/session/p1" in watched
+        assert not any("snapshot" in str(p) or p.name == "bin" for p in watched)
+        assert [p for p, _ in scan_root(r)] == []
+        # A session folder created later gets its own watch, and its files are reported.
+        new = root / "storage/session/p2"
+        new.mkdir()
+        assert wait_for(lambda: new in w._watches, 5)
+        (new / "ses_1.json").write_text('{"id": "ses_1"}')
+        assert wait_for(lambda: new / "ses_1.json" in seen, 5)
+    finally:
+        w.stop()

@@ -372,7 +372,8 @@ def cmd_agents(args: argparse.Namespace) -> int:
             else:
                 print(f"  {r.path}  (not present)")
     if not found:
-        print("No coding agent sessions found (looked for Claude Code, Codex and Pi).")
+        names = ", ".join(a.display_name for a in AGENTS)
+        print(f"No coding agent sessions found (looked for {names}).")
     return 0
 
 

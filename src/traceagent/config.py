@@ -26,7 +26,22 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 log = logging.getLogger(__name__)
 
-KNOWN_AGENTS = ("claude", "codex", "pi")
+KNOWN_AGENTS = (
+    "claude",
+    "codex",
+    "pi",
+    "droid",
+    "gemini",
+    "copilot",
+    "qwen",
+    "opencode",
+    "goose",
+    "hermes",
+    "cursor-agent",
+    "cline",
+    "roo",
+    "aider",
+)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -250,7 +250,7 @@ class Uploader:
             fd, tmp = tempfile.mkstemp(dir=self.spool_dir, prefix="snap-", suffix=".part")
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
-            pending.append((virtual, row.agent, key, True))
+            pending.append((virtual, row.agent, key, not s.meta.is_subagent))
             s.meta.parsed_bytes = len(data)
             item = UploadItem(spool_path=Path(tmp), key=key, size=len(data), mtime=s.mtime or token[1] / 1e9)
             record = (virtual, len(data), 0, len(data), digest, s.meta.to_json())

@@ -51,9 +51,14 @@ def scan_root(root: Root, start: Path | None = None) -> Iterator[tuple[Path, os.
         log.warning("Cannot read folder %s: %s (skipped; the rest syncs)", e.filename, e.strerror or e)
 
     for dirpath, dirnames, filenames in os.walk(top, onerror=onerror, followlinks=False):
-        # Hidden folders never hold transcripts; pruning them keeps scans cheap.
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         base = Path(dirpath)
+        # Hidden folders never hold transcripts; the agent may rule out more (caches, venvs).
+        dirnames[:] = [
+            d
+            for d in dirnames
+            if not d.startswith(".")
+            and agent.descend(PurePosixPath(*(base / d).relative_to(root.path).parts))
+        ]
         for name in filenames:
             path = base / name
             matched = match_root([root], path)
@@ -80,6 +85,7 @@ class Watcher:
         self._observer: Any = None
         self._watches: dict[Path, Any] = {}  # watched folder -> ObservedWatch
         self._recursive: set[Path] = set()
+        self._covered: set[Path] = set()  # roots that exist and are watched
 
     def start(self) -> None:
         """Start the observer thread and schedule the watches."""
@@ -115,17 +121,26 @@ class Watcher:
         with self._lock:
             if self._observer is None:
                 return
-            wanted: dict[Path, bool] = {}
+            wanted: dict[Path, bool] = {}  # folder -> recursive
+            covered: set[Path] = set()
             for root in self.roots:
+                agent = BY_NAME[root.agent]
                 if root.path.is_dir():
-                    wanted[root.path] = True
+                    covered.add(root.path)
+                    if agent.shallow:
+                        # Only the folders that can hold sessions, one watch each: the agent's
+                        # data folder may also hold caches, checkouts or a venv.
+                        for folder in shallow_folders(root):
+                            wanted.setdefault(folder, False)
+                    else:
+                        wanted[root.path] = True
                 else:
                     parent = root.path.parent
                     while not parent.is_dir() and parent != parent.parent:
                         parent = parent.parent
                     wanted.setdefault(parent, False)
             for folder in list(self._watches):
-                if folder not in wanted or (wanted[folder] and folder not in self._recursive):
+                if folder not in wanted or wanted[folder] != (folder in self._recursive):
                     self._observer.unschedule(self._watches.pop(folder))
                     self._recursive.discard(folder)
             for folder, recursive in wanted.items():
@@ -140,14 +155,19 @@ class Watcher:
                     continue
                 if recursive:
                     self._recursive.add(folder)
+                if folder in covered:
                     log.info("Watching %s", folder)
-                else:
-                    log.debug("Waiting for a session folder to appear under %s", folder)
+                elif not recursive:
+                    log.debug("Watching %s", folder)
+            self._covered = covered
 
     def _dispatch(self, event: Any) -> None:
         etype = event.event_type
-        if etype in ("opened", "closed_no_write"):
-            return  # our own reads cause these
+        if etype in ("opened", "closed_no_write", "closed", "attrib"):
+            # Our own reads cause these: SQLite opens a -wal read-write even for a read-only
+            # connection (and chowns it when run as root), so reading a store would otherwise
+            # re-trigger its export forever. A write always also reports "modified".
+            return
         src = Path(os.fsdecode(event.src_path))
         if event.is_directory:
             if etype in ("created", "moved"):
@@ -165,7 +185,7 @@ class Watcher:
             root, rel = matched
             if BY_NAME[root.agent].is_transcript(rel):
                 self._on_file(root, src)
-        elif any(not r.path.is_dir() or r.path not in self._recursive for r in self.roots):
+        elif any(r.path not in self._covered for r in self.roots):
             self._root_or_folder_appeared(src.parent)
 
     def _gone(self, path: Path) -> None:
@@ -175,20 +195,44 @@ class Watcher:
 
     def _root_or_folder_appeared(self, folder: Path) -> None:
         """A folder was created: a whole root (agent installed) or a folder inside one."""
-        missing = [r for r in self.roots if r.path not in self._recursive]
-        if missing and any(r.path.is_dir() for r in missing):
-            self.refresh()
+        missing = [r for r in self.roots if r.path not in self._covered]
+        matched = match_root(self.roots, folder)
+        shallow = matched is not None and BY_NAME[matched[0].agent].shallow
+        if missing or shallow:
+            # Watch closer (a parent of a missing root appeared, or a new folder of a shallow
+            # root) until nothing moves: `mkdir -p` can outrun each new watch.
+            for _ in range(8):
+                before = dict.fromkeys(self._watches)
+                self.refresh()
+                if dict.fromkeys(self._watches) == before:
+                    break
             for root in missing:
-                if root.path.is_dir():
+                if root.path in self._covered:
                     log.info("Session folder appeared: %s", root.path)
                     self._on_scan(root, root.path)
-            return
-        if missing:
-            self.refresh()  # a parent of a missing root appeared: watch closer
-        matched = match_root(self.roots, folder)
-        if matched is not None:
+        if matched is not None and matched[0] not in missing:
             # Files created before the new folder's watch existed would be missed otherwise.
             self._on_scan(matched[0], folder)
+
+
+def shallow_folders(root: Root) -> list[Path]:
+    """The root and the sub-folders its agent would descend into (for shallow agents)."""
+    agent = BY_NAME[root.agent]
+    out = [root.path]
+    stack = [root.path]
+    while stack:
+        top = stack.pop()
+        try:
+            entries = list(os.scandir(top))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
+                rel = PurePosixPath(*Path(entry.path).relative_to(root.path).parts)
+                if agent.descend(rel):
+                    out.append(Path(entry.path))
+                    stack.append(Path(entry.path))
+    return out
 
 
 def _inotify_hint(e: OSError) -> str:

@@ -6,13 +6,38 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from traceagent.agents.aider import Aider
 from traceagent.agents.base import Agent, Root, SessionMeta
 from traceagent.agents.claude import ClaudeCode
+from traceagent.agents.cline import Cline, RooCode
 from traceagent.agents.codex import Codex
+from traceagent.agents.copilot import Copilot
+from traceagent.agents.cursor import Cursor
+from traceagent.agents.droid import Droid
+from traceagent.agents.gemini import Gemini
+from traceagent.agents.goose import Goose
+from traceagent.agents.hermes import Hermes
+from traceagent.agents.opencode import OpenCode
 from traceagent.agents.pi import Pi
+from traceagent.agents.qwen import Qwen
 
 #: Every agent traceagent knows, in menu order.
-AGENTS: tuple[Agent, ...] = (ClaudeCode(), Codex(), Pi())
+AGENTS: tuple[Agent, ...] = (
+    ClaudeCode(),
+    Codex(),
+    Pi(),
+    Droid(),
+    Gemini(),
+    Copilot(),
+    Qwen(),
+    OpenCode(),
+    Goose(),
+    Hermes(),
+    Cursor(),
+    Cline(),
+    RooCode(),
+    Aider(),
+)
 BY_NAME: dict[str, Agent] = {a.name: a for a in AGENTS}
 
 

@@ -229,6 +229,13 @@ class Agent(abc.ABC):
     remote: ClassVar[str]  #: the remote folder of the primary root
     #: True when the agent's files are converted (``export``) rather than uploaded as they are.
     exports: ClassVar[bool] = False
+    #: True when the root is a data folder with much else in it: then only the folders that
+    #: :meth:`descend` allows are watched, each on its own (no recursive watch of caches).
+    shallow: ClassVar[bool] = False
+
+    def descend(self, rel_dir: PurePosixPath) -> bool:
+        """Whether a folder (relative to the root) may hold sessions: scans skip the others."""
+        return True
 
     def export(self, path: Path) -> list[ExportedSession]:
         """Convert the store at ``path`` into one STS file per session (exporting agents)."""
