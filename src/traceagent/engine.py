@@ -361,9 +361,21 @@ class Engine:
     def _scan(self, root: Root, folder: Path, *, forget_missing: bool = False) -> None:
         known = self.db.checked_stats()
         queue: list[Path] = []
-        seen: set[str] = set()
         agent = BY_NAME[root.agent]
-        for found, st in scan_root(root, folder):
+        seen: set[str] = set()
+
+        def unchanged(path: str, st: os.stat_result) -> bool:
+            # The restart fast path: a known file whose stat is what we last read is skipped
+            # with no further work (exported stores compare their own change token below).
+            ck = known.get(path)
+            if ck is None or agent.exports:
+                return False
+            if ck[0] == st.st_size and ck[1] == st.st_mtime_ns and ck[2] in ("ok", "error"):
+                seen.add(path)
+                return True
+            return False
+
+        for found, st in scan_root(root, folder, unchanged=unchanged):
             path = found
             if agent.exports:
                 # A store (database, JSON) and its -wal file: what changes is the store.

@@ -12,7 +12,7 @@ import abc
 import dataclasses
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
@@ -121,25 +121,53 @@ def line_around(buf: bytes, pos: int) -> bytes:
     return buf[start : end if end >= 0 else len(buf)]
 
 
+#: pattern -> a literal every match contains (checked with a fast ``in`` before the regex).
+_LITERALS: dict[re.Pattern[bytes], bytes] = {}
+
+
 def type_marker(value: str) -> re.Pattern[bytes]:
     """A pattern for ``"type":"value"`` with any spacing (compact JSON is the common case)."""
-    return re.compile(rb'"type"\s*:\s*"' + re.escape(value.encode()) + rb'"')
+    rx = re.compile(rb'"type"\s*:\s*"' + re.escape(value.encode()) + rb'"')
+    _LITERALS[rx] = b'"' + value.encode() + b'"'
+    return rx
 
 
-def lines_with(buf: bytes, marker: bytes | re.Pattern[bytes], *, reverse: bool = False) -> list[bytes]:
-    """Every line containing ``marker`` (each line once), in file order or reversed."""
-    rx = marker if isinstance(marker, re.Pattern) else re.compile(re.escape(marker))
-    out: list[bytes] = []
+def iter_lines_with(buf: bytes, marker: bytes | re.Pattern[bytes]) -> Iterator[bytes]:
+    """Each line containing ``marker`` (once per line), lazily, in file order.
+
+    Lazy so that "the first user prompt" stops at the first match instead of slicing out
+    every user line of a 100 MB chunk; a chunk without the marker's literal is skipped at
+    memory-search speed.
+    """
+    if isinstance(marker, re.Pattern):
+        literal = _LITERALS.get(marker)
+        if literal is not None and literal not in buf:
+            return
+        rx = marker
+    else:
+        if marker not in buf:
+            return
+        rx = re.compile(re.escape(marker))
     pos = 0
     while True:
         m = rx.search(buf, pos)
         if m is None:
-            break
+            return
         end = buf.find(b"\n", m.start())
         end = len(buf) if end < 0 else end
-        out.append(line_around(buf, m.start()))
+        yield line_around(buf, m.start())
         pos = end + 1
+
+
+def lines_with(buf: bytes, marker: bytes | re.Pattern[bytes], *, reverse: bool = False) -> list[bytes]:
+    """Every line containing ``marker`` (each line once), in file order or reversed."""
+    out = list(iter_lines_with(buf, marker))
     return out[::-1] if reverse else out
+
+
+def first_line_with(buf: bytes, marker: bytes | re.Pattern[bytes]) -> bytes | None:
+    """The first line containing ``marker``, or None."""
+    return next(iter_lines_with(buf, marker), None)
 
 
 def parse_line(line: bytes) -> dict[str, Any] | None:

@@ -17,6 +17,7 @@ from traceagent.agents.base import (
     SessionMeta,
     base_checks,
     find_str_field,
+    iter_lines_with,
     lines_with,
     parse_line,
     type_marker,
@@ -113,7 +114,7 @@ class ClaudeCode(Agent):
     def _first_prompt(meta: SessionMeta, chunk: bytes) -> None:
         if meta.first_prompt is not None:
             return
-        for i, line in enumerate(lines_with(chunk, _USER)):
+        for i, line in enumerate(iter_lines_with(chunk, _USER)):
             if i >= 200:  # bounded: a session whose first 200 user lines are all tool results
                 break
             record = parse_line(line)

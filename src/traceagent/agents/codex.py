@@ -15,7 +15,7 @@ from traceagent.agents.base import (
     SessionMeta,
     base_checks,
     find_str_field,
-    lines_with,
+    iter_lines_with,
     parse_line,
     type_marker,
 )
@@ -58,7 +58,7 @@ class Codex(Agent):
         """Read id, cwd, git branch (``session_meta``), model (``turn_context``), title, first prompt."""
         meta.feed_common(chunk)
         if meta.session_id is None:
-            for line in lines_with(chunk, _SESSION_META)[:1]:
+            for line in iter_lines_with(chunk, _SESSION_META):
                 record = parse_line(line)
                 payload = record.get("payload") if record else None
                 if isinstance(payload, dict):
@@ -67,12 +67,13 @@ class Codex(Agent):
                     git = payload.get("git")
                     if isinstance(git, dict) and isinstance(git.get("branch"), str):
                         meta.git_branch = git["branch"]
+                break  # the first session_meta describes the thread
         meta.model = find_str_field(chunk, "model", last=True) or meta.model
         title = find_str_field(chunk, "thread_name", last=True)
         if title:
             meta.title = title
         if meta.first_prompt is None:
-            for i, line in enumerate(lines_with(chunk, _USER_MESSAGE)):
+            for i, line in enumerate(iter_lines_with(chunk, _USER_MESSAGE)):
                 if i >= 50:
                     break
                 record = parse_line(line)

@@ -19,6 +19,7 @@ from traceagent.agents.base import (
     Root,
     SessionMeta,
     base_checks,
+    iter_lines_with,
     lines_with,
     parse_line,
     type_marker,
@@ -85,7 +86,7 @@ class Droid(Agent):
             if isinstance(title, str) and title.strip():
                 meta.title = title
         if meta.first_prompt is None:
-            for i, line in enumerate(lines_with(chunk, _MESSAGE)):
+            for i, line in enumerate(iter_lines_with(chunk, _MESSAGE)):
                 if i >= 100:
                     break
                 record = parse_line(line)

@@ -16,6 +16,7 @@ from traceagent.agents.base import (
     SessionMeta,
     base_checks,
     find_str_field,
+    iter_lines_with,
     lines_with,
     parse_line,
     type_marker,
@@ -55,13 +56,14 @@ class Pi(Agent):
         """Header (id, cwd, v1 model), ``session_info`` names, models, first user message."""
         meta.feed_common(chunk)
         if meta.session_id is None:
-            for line in lines_with(chunk, _HEADER)[:1]:
+            for line in iter_lines_with(chunk, _HEADER):
                 record = parse_line(line)
                 if record and record.get("type") == "session":
                     meta.session_id = record.get("id") if isinstance(record.get("id"), str) else None
                     meta.cwd = record.get("cwd") if isinstance(record.get("cwd"), str) else None
                     if isinstance(record.get("modelId"), str):
                         meta.model = record["modelId"]
+                break  # the header is the first session line
         meta.model = find_str_field(chunk, "model", last=True) or meta.model
         for line in lines_with(chunk, _SESSION_INFO, reverse=True):
             record = parse_line(line)
@@ -69,7 +71,7 @@ class Pi(Agent):
                 meta.title = record["name"]
                 break
         if meta.first_prompt is None:
-            for i, line in enumerate(lines_with(chunk, _USER)):
+            for i, line in enumerate(iter_lines_with(chunk, _USER)):
                 if i >= 50:
                     break
                 record = parse_line(line)
