@@ -41,6 +41,22 @@ TransformFactory = Callable[[str], "Transform | None"]
 Listener = Callable[[], None]
 
 
+def _release_memory() -> None:
+    """Give freed heap back to the OS after a burst of uploads (glibc keeps it otherwise).
+
+    A daemon that idles for hours should not sit on the peak of its last backfill.
+    """
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc (musl): nothing to trim
+
+
 def enabled_roots(settings: Settings, environ: Mapping[str, str]) -> list[Root]:
     """The roots of every agent the user has not switched off."""
     home = home_dir(environ)
@@ -443,6 +459,12 @@ class Engine:
 
     def _drain(self) -> PassResult:
         """Upload due files in batches until none is due (or we must stop)."""
+        result = self._drain_batches()
+        if result.uploaded or result.unchanged:
+            _release_memory()
+        return result
+
+    def _drain_batches(self) -> PassResult:
         result = PassResult()
         while True:
             now = self._clock()
