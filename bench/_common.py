@@ -182,7 +182,7 @@ class _Split:
         mixed = (tag * 2654435761) % 60000  # spread nearby tags over all 60,000 values
         suffix = b":%02d.%03dZ" % (mixed // 1000, mixed % 1000)
         out = [self.literals[0]]
-        for u, t, lit in zip(self.uuids, self.stamps, self.literals[1:]):
+        for u, t, lit in zip(self.uuids, self.stamps, self.literals[1:], strict=True):
             out.append(prefix + u if u is not None else t + suffix)
             out.append(lit)
         return b"".join(out)
@@ -355,7 +355,9 @@ def traceagent_cmd(env: dict[str, str], *args: str) -> list[str]:
 
 def run_cli(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """``python -m traceagent ...`` in ``env``."""
-    return subprocess.run(traceagent_cmd(env, *args), env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        traceagent_cmd(env, *args), check=False, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 # --------------------------------------------------------------------------- /proc readers
@@ -512,7 +514,9 @@ def log_lines(env: dict[str, str], needle: str) -> list[str]:
     path = Path(env["TRACEAGENT_HOME"]) / "logs" / "traceagent.log"
     if not path.exists():
         return []
-    return [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if needle in line]
+    return [
+        line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if needle in line
+    ]
 
 
 # --------------------------------------------------------------------------- the fake Hub

@@ -38,7 +38,9 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
     c.setup_logging()
-    c.print_facts(f"Figure 5: bytes on the wire when a {args.size_mb:g} MB session grows by {args.append_kb:g} KB")
+    c.print_facts(
+        f"Figure 5: bytes on the wire when a {args.size_mb:g} MB session grows by {args.append_kb:g} KB"
+    )
     started = time.monotonic()
     with c.workdir("wire", args.keep) as base:
         env = c.isolated_env(base)
@@ -67,7 +69,10 @@ def main() -> int:
             assert r.uploaded == 1 and not r.error, r
             first_cas = hub.cas_stored_bytes() - cas0
             c.log.info(
-                "first upload of %.1f MB: %.1f KB stored in the CAS, %.2f s", size0 / 1e6, first_cas / 1e3, first_wall
+                "first upload of %.1f MB: %.1f KB stored in the CAS, %.2f s",
+                size0 / 1e6,
+                first_cas / 1e3,
+                first_wall,
             )
 
             cas_sent: list[float] = []
@@ -102,13 +107,15 @@ def main() -> int:
             engine.stop()
         size1 = len(local)
 
-    total = [a + b for a, b in zip(cas_sent, api_sent)]
+    total = [a + b for a, b in zip(cas_sent, api_sent, strict=True)]
     print()
     print(
         f"session: {size0 / 1e6:.1f} MB, then {args.runs} appends of ~{args.append_kb:g} KB "
         f"(redaction {args.redact}); final {size1 / 1e6:.2f} MB; remote copy complete: {same}"
     )
-    print(f"first upload: {first_cas / 1e6:.2f} MB stored in the CAS (compressed), {first_wall:.2f} s, {first_cpu:.2f} s CPU")
+    print(
+        f"first upload: {first_cas / 1e6:.2f} MB stored in the CAS (compressed), {first_wall:.2f} s, {first_cpu:.2f} s CPU"
+    )
     print(
         f"per append: Xet CAS (xorbs + shards) {c.spread([x / 1e3 for x in cas_sent], '{:.1f}', ' KB')}; "
         f"Hub API bodies {c.spread([x / 1e3 for x in api_sent], '{:.2f}', ' KB')}; "

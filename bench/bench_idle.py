@@ -84,6 +84,7 @@ def run_baseline(env: dict[str, str], source: Path, uri: str, runs: int) -> dict
         r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         p = subprocess.run(
             [c.PYTHON, __file__, "--baseline-pass", str(source), uri],
+            check=False,
             env=env,
             capture_output=True,
             text=True,
@@ -98,7 +99,12 @@ def run_baseline(env: dict[str, str], source: Path, uri: str, runs: int) -> dict
         out["cpu"].append(res["cpu"])
         out["wall"].append(res["wall"])
         out["process_cpu"].append(r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime)
-        c.log.info("baseline pass %d: %.2f s CPU in sync_bucket(), %.2f s whole process", i + 1, res["cpu"], out["process_cpu"][-1])
+        c.log.info(
+            "baseline pass %d: %.2f s CPU in sync_bucket(), %.2f s whole process",
+            i + 1,
+            res["cpu"],
+            out["process_cpu"][-1],
+        )
     return out
 
 
@@ -107,7 +113,7 @@ def main() -> int:
     ap.add_argument("--sink", choices=("folder", "hub"), default="folder")
     ap.add_argument("--files", type=int, default=10_000)
     ap.add_argument("--folders", type=int, default=500)
-    ap.add_argument("--mb", type=float, default=24, help="total size of the generated tree (MB)")
+    ap.add_argument("--mb", type=float, default=16, help="total size of the generated tree (MB)")
     ap.add_argument("--window", type=float, default=60.0, help="idle window (s)")
     ap.add_argument("--windows", type=int, default=6, help="sub-windows for median/min-max")
     ap.add_argument("--runs", type=int, default=5, help="baseline passes")
@@ -138,7 +144,12 @@ def main() -> int:
             max_size=256 << 10,
         )
         root = Path(env["HOME"]) / ".claude/projects"
-        c.log.info("generated %d files, %.1f MB, in %.1f s", len(files), c.tree_bytes(files) / 1e6, time.monotonic() - t)
+        c.log.info(
+            "generated %d files, %.1f MB, in %.1f s",
+            len(files),
+            c.tree_bytes(files) / 1e6,
+            time.monotonic() - t,
+        )
 
         daemon = c.Daemon(env).start()
         try:
@@ -146,7 +157,7 @@ def main() -> int:
             catchup = time.monotonic() - daemon.started_at
             assert st["uploaded"] == len(files), st
             c.log.info("catch-up of %d files took %.1f s; idle window starts", st["uploaded"], catchup)
-            time.sleep(2)  # let the control channel's last handler thread end
+            time.sleep(1)  # let the control channel's last handler thread end
             pid = daemon.pid
             n = max(1, args.windows)
             step = args.window / n
@@ -167,7 +178,7 @@ def main() -> int:
             s0 = c.proc_sched_ns(pid)
             for p in files:
                 p.read_bytes()
-            time.sleep(2)
+            time.sleep(1)
             reader_ms = (c.proc_sched_ns(pid) - s0) / 1e6
             still = daemon.status()
         finally:
@@ -179,20 +190,23 @@ def main() -> int:
         base_env.pop("TRACEAGENT_DESTINATION", None)
         baseline = run_baseline(base_env, root, uri, args.runs)
 
-    per_hour_daemon = idle_cpu / args.window * 3600
+    # schedstat has ns resolution but forgets threads that ended; /proc/<pid>/stat keeps them but
+    # counts 10 ms ticks. The larger of the two is the daemon's figure.
+    sched_cpu = sum(per_window) / 3600 * step
+    per_hour_daemon = max(idle_cpu, sched_cpu) / args.window * 3600
     per_hour_base = [x * 60 for x in baseline["cpu"]]
     per_hour_proc = [x * 60 for x in baseline["process_cpu"]]
     core_pct = per_hour_daemon / 3600 * 100
-    # /proc/<pid>/stat counts 10 ms ticks: a daemon at 0 ticks used less than one.
     tick_bound = 1 / c.CLK_TCK / args.window * 3600
     ratio = c.med(per_hour_base) / per_hour_daemon if per_hour_daemon else float("inf")
-    ratio_bound = c.med(per_hour_base) / max(per_hour_daemon, tick_bound)
 
     print()
-    print(f"tree: {args.files:,} files, {args.folders} folders; catch-up took {catchup:.1f} s ({args.sink} sink)")
     print(
-        f"daemon idle CPU over {args.window:.0f} s (/proc/<pid>/stat): {idle_cpu:.3f} s "
-        f"= {per_hour_daemon:.3f} CPU s/hour = {core_pct:.4f} % of one core"
+        f"tree: {args.files:,} files, {args.folders} folders; catch-up took {catchup:.1f} s ({args.sink} sink)"
+    )
+    print(
+        f"daemon idle CPU over {args.window:.0f} s: {sched_cpu * 1000:.3f} ms (schedstat), {idle_cpu:.2f} s "
+        f"(/proc/<pid>/stat) = {per_hour_daemon:.4f} CPU s/hour = {core_pct:.5f} % of one core"
     )
     print(
         f"  per {step:.0f} s sub-window (schedstat, ns): {c.spread(per_window, '{:.4f}', ' s/h')}; "
@@ -212,12 +226,17 @@ def main() -> int:
         f"  x 60 per hour: {c.spread(per_hour_base, '{:.0f}', ' CPU s/h')} "
         f"({c.med(per_hour_base) / 36:.2f} % of one core); whole process {c.spread(per_hour_proc, '{:.0f}', ' CPU s/h')}"
     )
-    ratio_txt = f"{ratio:.0f}x" if ratio != float("inf") else f"inf (0 ticks; >= {ratio_bound:.0f}x even at one 10 ms tick)"
+    ratio_txt = (
+        f"{ratio:.0f}x" if ratio != float("inf") else "inf (no CPU at all in the window: 0 ns, 0 ticks)"
+    )
+    ratio_txt += (
+        f"; had it used one 10 ms tick: {c.med(per_hour_base) / max(per_hour_daemon, tick_bound):.0f}x"
+    )
     print(f"ratio baseline/daemon: {ratio_txt}")
     print(
         f"targets: <= {CORE_TARGET_PCT} % of one core: {c.verdict(core_pct <= CORE_TARGET_PCT)}; "
         f"<= {RSS_TARGET_MB} MB RSS: {c.verdict(hwm_mb <= RSS_TARGET_MB)} ({hwm_mb:.0f} MB); "
-        f">= {RATIO_TARGET}x cheaper: {c.verdict(ratio_bound >= RATIO_TARGET)}"
+        f">= {RATIO_TARGET}x cheaper: {c.verdict(ratio >= RATIO_TARGET)}"
     )
     print(f"({c.loadavg_note()}; script ran {time.monotonic() - started:.0f} s)")
     return 0

@@ -63,7 +63,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--files", type=int, default=10_000)
     ap.add_argument("--folders", type=int, default=500)
-    ap.add_argument("--mb", type=float, default=24)
+    ap.add_argument("--mb", type=float, default=16)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
@@ -88,7 +88,9 @@ def main() -> int:
         r = c.run_cli(env, "sync")
         if r.returncode != 0:
             raise SystemExit(f"traceagent sync failed: {r.stdout}{r.stderr}")
-        c.log.info("first upload of %d files: %.1f s (%s)", len(files), time.monotonic() - t, r.stdout.strip())
+        c.log.info(
+            "first upload of %d files: %.1f s (%s)", len(files), time.monotonic() - t, r.stdout.strip()
+        )
 
         to_idle: list[float] = []
         to_answer: list[float] = []
@@ -147,7 +149,9 @@ def main() -> int:
     print()
     print(f"tree: {args.files:,} files in {args.folders} folders, all uploaded before; {args.runs} restarts")
     print(f"start to idle (fork -> status up_to_date): {c.spread(to_idle, '{:.3f}', ' s')}")
-    print(f"  of which: control channel answering at {c.spread(to_answer, '{:.3f}', ' s')} (interpreter, imports, lock)")
+    print(
+        f"  of which: control channel answering at {c.spread(to_answer, '{:.3f}', ' s')} (interpreter, imports, lock)"
+    )
     print(f"  catch-up scan (daemon log): {c.spread(scans, '{:.3f}', ' s')}")
     if counts is not None:
         print(
