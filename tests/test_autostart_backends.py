@@ -62,7 +62,12 @@ def test_command_prefers_the_user_shim(home: Path, tmp_path: Path, monkeypatch: 
     other = make_exe(home / "elsewhere/traceagent")
     monkeypatch.setenv("PATH", f"{other.parent}:/usr/bin:/bin")
     assert autostart.executable_command() == [shim(home), "run", "--if-not-running"]
-    assert autostart.executable_command(headless=True) == [shim(home), "run", "--if-not-running", "--headless"]
+    assert autostart.executable_command(headless=True) == [
+        shim(home),
+        "run",
+        "--if-not-running",
+        "--headless",
+    ]
 
 
 def test_command_honours_pipx_and_uv_bin_dirs(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -222,7 +227,12 @@ def test_repair_rewrites_a_moved_executable(home: Path) -> None:
     after = autostart.status()
     assert after.target == shim(home) and after.target_exists and after.enabled
     keys = templates.parse_desktop_entry(entry.read_text())
-    assert templates.split_desktop_exec(keys["Exec"]) == [shim(home), "run", "--if-not-running", "--headless"]  # mode kept
+    assert templates.split_desktop_exec(keys["Exec"]) == [
+        shim(home),
+        "run",
+        "--if-not-running",
+        "--headless",
+    ]  # mode kept
     assert autostart.repair() is False, "a healthy entry is left alone"
 
 
@@ -271,7 +281,11 @@ def test_launcher_install_repair_remove(home: Path, tmp_path: Path) -> None:
     assert launcher == home / ".local/share/applications/traceagent.desktop"
     assert (home / ".local/share/icons/hicolor/256x256/apps/traceagent.png").read_bytes() == icon.read_bytes()
     keys = templates.parse_desktop_entry(launcher.read_text())
-    assert keys["Icon"] == "traceagent" and templates.split_desktop_exec(keys["Exec"]) == [shim(home), "run", "--if-not-running"]
+    assert keys["Icon"] == "traceagent" and templates.split_desktop_exec(keys["Exec"]) == [
+        shim(home),
+        "run",
+        "--if-not-running",
+    ]
 
     _point_entry_at(launcher, "/gone/traceagent", "desktop")
     assert autostart.repair() is True
