@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from stsvalidate import AGENT_VARS
+
 FIXTURES = Path(__file__).parent / "fixtures"
 CORPUS = FIXTURES / "corpus"
 
@@ -31,7 +33,7 @@ _ISOLATED_VARS = (
     "TRACEAGENT_DESTINATION",
     "HF_ENDPOINT",
     "BROWSER",
-    # the other agents' own overrides (agents/*.py)
+    *AGENT_VARS,  # the other agents' own overrides (agents/*.py)
     "GEMINI_CLI_HOME",
     "COPILOT_HOME",
     "QWEN_RUNTIME_DIR",

@@ -126,9 +126,42 @@ def test_real_daemon_in_a_real_tray(env: dict[str, str], tmp_path: Path) -> None
     finally:
         if proc.poll() is None:
             proc.terminate()
-            proc.wait(10)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()  # never leave a daemon behind, even when the test failed
+                proc.wait(5)
         log.close()
         desktop.close()
         print((tmp_path / "daemon.log").read_text())
     print(f"real-daemon tray e2e took {time.monotonic() - t0:.1f}s")
     os.environ.pop("TRACEAGENT_E2E_UNUSED", None)
+
+
+@pytest.mark.parametrize("delay", [0.3, 1.0, 2.5])
+def test_sigterm_at_any_point_of_start_up_exits_cleanly(
+    env: dict[str, str], tmp_path: Path, delay: float
+) -> None:
+    """A stop signal that lands while the tray is still starting must not leave a daemon behind."""
+    (tmp_path / "desktop").mkdir()
+    desktop = Desktop(tmp_path / "desktop")
+    try:
+        run_env = {**env, **desktop.env, "PYSTRAY_BACKEND": "gtk", "NO_AT_BRIDGE": "1"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "traceagent", "run"],
+            env=run_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        time.sleep(delay)
+        proc.terminate()
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        # 0: our handler ran; -SIGTERM: the signal beat Python's start-up (nothing to clean up).
+        assert proc.returncode in (0, -15), err.decode(errors="replace")
+        assert b"Traceback" not in err
+    finally:
+        desktop.close()

@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -274,8 +275,6 @@ def handle_request(engine: Engine, stop: threading.Event, request: dict[str, Any
         return {"ok": True}
     if cmd == "quit":
         stop.set()
-        import sys
-
         tray = sys.modules.get("traceagent.tray")
         if tray is not None:
             tray.request_quit()
@@ -294,6 +293,9 @@ def run_daemon(ctx: Context, *, headless: bool) -> int:
     def on_signal(signum: int, _frame: object) -> None:
         log.info("Received %s; finishing the upload in flight", signal.Signals(signum).name)
         stop.set()
+        tray_module = sys.modules.get("traceagent.tray")
+        if tray_module is not None:
+            tray_module.request_quit()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -305,7 +307,7 @@ def run_daemon(ctx: Context, *, headless: bool) -> int:
         if not headless:
             from traceagent import tray
 
-            shown = tray.run_tray(engine)
+            shown = not stop.is_set() and tray.run_tray(engine, stop_requested=stop.is_set)
         if not shown:
             if not headless:
                 log.info(

@@ -466,24 +466,25 @@ class Engine:
 
     def _drain_batches(self) -> PassResult:
         result = PassResult()
-        while True:
-            now = self._clock()
-            if not self._can_upload(now):
-                break
-            if not self._ensure_sink():
-                break
-            rows = self.db.due(now, self.settings.batch_size, agents=self._enabled_agents())
-            if not rows:
-                break
-            assert self._sink is not None
-            if self.uploader.upload_batch(self._sink, rows, result):
-                self._backoff_failures = 0
-                self._offline_error = None
+        while self._can_upload(self._clock()) and self._next_batch(result):
             self._changed()
             with self._cond:
                 if self._stopping:
                     break
         return result
+
+    def _next_batch(self, result: PassResult) -> bool:
+        """Send one batch of due files; False when there was nothing to send (or no sink)."""
+        if not self._ensure_sink():
+            return False
+        rows = self.db.due(self._clock(), self.settings.batch_size, agents=self._enabled_agents())
+        if not rows:
+            return False
+        assert self._sink is not None
+        if self.uploader.upload_batch(self._sink, rows, result):
+            self._backoff_failures = 0
+            self._offline_error = None
+        return True
 
     def _ensure_sink(self) -> bool:
         if self._sink_ready:
@@ -661,22 +662,11 @@ class Engine:
         total = self.db.counts().get("pending", 0)
         result = PassResult()
         self.db.release_all()
-        while True:
-            now = self._clock()
-            if not self._ensure_sink():
-                result.error = self._auth_error or self._fatal_error or self._offline_error
-                break
-            rows = self.db.due(now, self.settings.batch_size, agents=self._enabled_agents())
-            if not rows:
-                break
-            assert self._sink is not None
-            if self.uploader.upload_batch(self._sink, rows, result):
-                self._backoff_failures = 0
-                self._offline_error = None
+        while self._next_batch(result):
             if progress is not None:
                 progress(result.uploaded + result.unchanged + result.failed, total)
             if self._offline_error or self._auth_error or self._fatal_error:
-                result.error = self._auth_error or self._fatal_error or self._offline_error
                 break
+        result.error = result.error or self._auth_error or self._fatal_error or self._offline_error
         result.pending = self.db.counts().get("pending", 0)
         return result

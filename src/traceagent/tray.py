@@ -516,7 +516,9 @@ class TrayApp:
             proc.terminate()
 
 
-def run_tray(engine: TrayEngine, *, host_wait: float = TRAY_HOST_WAIT) -> bool:
+def run_tray(
+    engine: TrayEngine, *, host_wait: float = TRAY_HOST_WAIT, stop_requested: Callable[[], bool] | None = None
+) -> bool:
     """Show the tray icon and run its loop on this (the main) thread until Quit.
 
     Returns True when the user quit from the tray (or a SIGTERM/SIGINT arrived): the engine
@@ -563,6 +565,9 @@ def run_tray(engine: TrayEngine, *, host_wait: float = TRAY_HOST_WAIT) -> bool:
         getattr(icon, "HAS_NOTIFICATION", "?"),
     )
     _current = app
+    if stop_requested is not None and stop_requested():
+        # SIGTERM arrived while the tray was starting (its own handlers were not there yet).
+        app.request_quit()
     try:
         icon.run(setup=app.setup)
     except Exception as exc:
