@@ -104,7 +104,9 @@ def pystray(monkeypatch: pytest.MonkeyPatch) -> Any:
         return importlib.import_module("pystray")
     module = sys.modules["pystray"]
     if module.Icon.__module__ != "pystray._base":
-        pytest.skip("pystray was imported earlier with a real backend")
+        pytest.fail(
+            "pystray was imported earlier in this process with a real backend: the dummy backend is needed here"
+        )
     return module
 
 
