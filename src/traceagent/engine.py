@@ -484,6 +484,10 @@ class Engine:
         if self.uploader.upload_batch(self._sink, rows, result):
             self._backoff_failures = 0
             self._offline_error = None
+            if self._last_error is not None and result.uploaded:
+                # Uploads work again: an old sink error is history, not the current state.
+                self._last_error = None
+                self.db.put("last_error", None)
         return True
 
     def _ensure_sink(self) -> bool:
