@@ -26,6 +26,8 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 log = logging.getLogger(__name__)
 
+_HF_URI = re.compile(r"^hf://buckets/[\w.-]+/[\w.-]+(/[^\s]*)?$")
+
 KNOWN_AGENTS = (
     "claude",
     "codex",
@@ -176,8 +178,21 @@ def parse_settings(text: str, path: Path) -> Settings:
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 1000:
         raise v.fail("batch_size", f"expected a whole number from 1 to 1000, got {batch!r}")
     template = v.string(raw, "viewer_url_template")
-    if template is not None and "{path}" not in template:
-        raise v.fail("viewer_url_template", "must contain {path}")
+    if template is not None:
+        if "{path}" not in template:
+            raise v.fail("viewer_url_template", "must contain {path}")
+        try:
+            template.format(namespace="ns", bucket="b", path="p", endpoint="https://e")
+        except (KeyError, IndexError, ValueError) as e:
+            raise v.fail(
+                "viewer_url_template",
+                f"only {{namespace}}, {{bucket}}, {{path}} and {{endpoint}} can be used ({e})",
+            ) from None
+    destination = v.string(raw, "destination")
+    if destination is not None and destination.startswith("hf://") and not _HF_URI.match(destination):
+        raise v.fail(
+            "destination", f"expected hf://buckets/<namespace>/<bucket>[/<prefix>], got {destination!r}"
+        )
 
     agents: dict[str, AgentSettings] = {}
     agents_raw = raw.get("agents", {})
@@ -215,7 +230,7 @@ def parse_settings(text: str, path: Path) -> Settings:
             raise v.fail(name, f"invalid regular expression: {e}", "redaction.rules") from None
 
     return Settings(
-        destination=v.string(raw, "destination"),
+        destination=destination,
         debounce_seconds=debounce,
         max_delay_seconds=max_delay,
         allow_public=v.boolean(raw, "allow_public", False),
@@ -247,7 +262,12 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
         settings = parse_settings(text, path)
     override = env.get("TRACEAGENT_DESTINATION")
     if override:
-        settings = dataclasses.replace(settings, destination=override.strip())
+        override = override.strip()
+        if override.startswith("hf://") and not _HF_URI.match(override):
+            raise ConfigError(
+                f"TRACEAGENT_DESTINATION: expected hf://buckets/<namespace>/<bucket>[/<prefix>], got {override!r}"
+            )
+        settings = dataclasses.replace(settings, destination=override)
     return settings
 
 

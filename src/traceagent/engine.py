@@ -57,6 +57,22 @@ def _release_memory() -> None:
         pass  # not glibc (musl): nothing to trim
 
 
+_warned_names: set[str] = set()
+
+
+def _utf8_name(path: Path) -> bool:
+    """Paths that are not valid UTF-8 cannot be keys (nor rows): skipped with one warning."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        if text not in _warned_names:
+            _warned_names.add(text)
+            log.warning("Skipping %r: its name is not valid UTF-8 (rename it to sync it)", text)
+        return False
+    return True
+
+
 def enabled_roots(settings: Settings, environ: Mapping[str, str]) -> list[Root]:
     """The roots of every agent the user has not switched off."""
     home = home_dir(environ)
@@ -262,6 +278,8 @@ class Engine:
             self._cond.notify_all()
 
     def _on_gone(self, root: Root, path: Path) -> None:
+        if not _utf8_name(path):
+            return
         with self._cond:
             if path in self._debouncer:
                 self._debouncer.touch(path, self._clock())  # the worker will find it gone
@@ -441,6 +459,8 @@ class Engine:
             info = self._info.pop(changed, None) or match_root(self.roots, changed)
             if info is None:
                 continue
+            if not _utf8_name(changed):
+                continue
             root, rel = info
             agent = BY_NAME[root.agent]
             path = changed
@@ -500,6 +520,11 @@ class Engine:
         except SinkError as e:
             self._handle_sink_error(e, [])
             return False
+        except ValueError as e:  # e.g. a malformed destination that slipped past the config check
+            self._handle_sink_error(
+                SinkError(f"The destination is not usable: {e}", kind=ErrorKind.FATAL), []
+            )
+            return False
         previous = self.db.get("destination")
         if previous != self._sink.location:
             if previous is not None:
@@ -557,7 +582,7 @@ class Engine:
 
     def status(self) -> Status:
         """A consistent snapshot of everything the tray and ``status`` show."""
-        counts = self.db.counts()
+        counts = self.db.counts(self._enabled_agents())
         with self._cond:
             debouncing = len(self._debouncer)
             uploading = self._uploading
@@ -653,9 +678,12 @@ class Engine:
         if sink is None:
             try:
                 sink = self._sink = self._sink_factory()
-            except SinkError:
+            except (SinkError, ValueError):
                 return ""
-        return sink.url_for(key)
+        try:
+            return sink.url_for(key)
+        except (ValueError, KeyError, IndexError):  # a broken viewer_url_template
+            return ""
 
     # -- foreground use (``traceagent sync``) --------------------------------------------------
 
@@ -663,7 +691,7 @@ class Engine:
         """Scan and upload everything now, in this thread; the daemon must not be running."""
         self._clear_spool()
         self.catch_up()
-        total = self.db.counts().get("pending", 0)
+        total = self.db.counts(self._enabled_agents()).get("pending", 0)
         result = PassResult()
         self.db.release_all()
         while self._next_batch(result):
@@ -672,5 +700,5 @@ class Engine:
             if self._offline_error or self._auth_error or self._fatal_error:
                 break
         result.error = result.error or self._auth_error or self._fatal_error or self._offline_error
-        result.pending = self.db.counts().get("pending", 0)
+        result.pending = self.db.counts(self._enabled_agents()).get("pending", 0)
         return result

@@ -85,7 +85,7 @@ def take_snapshot(
         if st.st_size > MAX_FILE_BYTES:
             raise SnapshotError(f"file is {st.st_size / 1e9:.1f} GB, larger than the 1 GB limit")
         if whole_json:
-            return _whole_json(f.read(st.st_size), st, spool_dir)
+            return _whole_json(f.read(st.st_size), st, spool_dir, transform)
         fd, tmp = tempfile.mkstemp(dir=spool_dir, prefix="snap-", suffix=".part")
         spool = Path(tmp)
         try:
@@ -147,24 +147,44 @@ def take_snapshot(
     return snap
 
 
-def _whole_json(data: bytes, st: os.stat_result, spool_dir: Path) -> Snapshot:
-    """Sidecars (``.meta.json``) are uploaded only when they parse: never a half-saved file."""
+def _whole_json(data: bytes, st: os.stat_result, spool_dir: Path, transform: Transform | None) -> Snapshot:
+    """Sidecars (``.meta.json``) are uploaded only when they parse: never a half-saved file.
+
+    They are redacted like transcripts; if redacting the document as written would break it
+    (a secret across a pretty-printed structure), it is redacted as one compact line instead.
+    """
     try:
-        json.loads(data)
+        document = json.loads(data)
     except ValueError:
         raise SnapshotError("not a complete JSON document yet (half-written?)") from None
+    source = data
+    redactions: dict[str, int] = {}
+    if transform is not None:
+        out_data, redactions = transform(data + b"\n")
+        out_data = out_data[:-1]
+        try:
+            json.loads(out_data)
+        except ValueError:
+            compact = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+            out_data, redactions = transform(compact + b"\n")
+            out_data = out_data[:-1]
+        data = out_data
     fd, tmp = tempfile.mkstemp(dir=spool_dir, prefix="snap-", suffix=".part")
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return Snapshot(
-        size=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(source),
+        sha256=hashlib.sha256(source).hexdigest(),
         prefix_sha256=None,
         stat_size=st.st_size,
         stat_mtime_ns=st.st_mtime_ns,
         mtime=st.st_mtime,
         spool_path=Path(tmp),
         out_size=len(data),
-        redactions={},
+        redactions=redactions,
         torn_tail=0,
     )

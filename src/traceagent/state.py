@@ -296,13 +296,16 @@ class StateDB:
 
     # -- what the front ends show --------------------------------------------------------------
 
-    def counts(self) -> dict[str, int]:
-        """Rows per status."""
+    def counts(self, agents: Sequence[str] | None = None) -> dict[str, int]:
+        """Rows per status. With ``agents``, files of other (switched-off) agents are not queued."""
+        # An exported session waiting for its store's next export is not a queued file either.
+        sql = "SELECT status, COUNT(*) FROM files WHERE (source IS NULL OR status != 'pending')"
+        args: list[object] = []
+        if agents is not None:
+            sql += f" AND (status NOT IN ('pending', 'error') OR agent IN ({', '.join('?' for _ in agents)}))"
+            args.extend(agents)
         with self._lock:
-            # An exported session waiting for its store's next export is not a queued file.
-            rows = self._conn.execute(
-                "SELECT status, COUNT(*) FROM files WHERE source IS NULL OR status != 'pending' GROUP BY status"
-            ).fetchall()
+            rows = self._conn.execute(sql + " GROUP BY status", args).fetchall()
         return {str(s): int(n) for s, n in rows}
 
     def sessions_per_agent(self) -> dict[str, int]:

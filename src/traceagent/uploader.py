@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 import os
 import random
@@ -53,6 +54,8 @@ class _Prepared:
     redactions: dict[str, int]
     #: For exported sessions: the source row to mark checked once all its sessions landed.
     source: tuple[str, int, int] | None = None
+    #: Per-file failures so far (the retry backoff grows with it).
+    attempts: int = 0
 
 
 def safe_feed(agent: Agent, meta: SessionMeta, chunk: bytes, path: Path) -> None:
@@ -124,7 +127,10 @@ class Uploader:
                 if key in by_key:
                     p = by_key[key]
                     self.file_error(
-                        p.source[0] if p.source else p.record[0], e.message, transient=True, attempts=0
+                        p.source[0] if p.source else p.record[0],
+                        e.message,
+                        transient=True,
+                        attempts=p.attempts,
                     )
         except Exception as e:  # a bug or an unclassified library error: back off, keep the data
             log.exception("Unexpected error while uploading %d file(s)", len(items))
@@ -199,7 +205,7 @@ class Uploader:
             fresh = reparse(agent, path, snap.size)
         if not whole_json:
             fresh.parsed_bytes = snap.size
-        meta_json = None if whole_json else fresh.to_json()
+        meta_json = None if whole_json else redact_meta(fresh, self._transform_for(row.agent)).to_json()
         if (snap.size == row.up_size and snap.sha256 == row.up_hash) or snap.size == 0:
             snap.discard()
             self.db.record_checked(row.path, snap.stat_size, snap.stat_mtime_ns, meta_json)
@@ -207,7 +213,7 @@ class Uploader:
         assert snap.spool_path is not None
         item = UploadItem(spool_path=snap.spool_path, key=row.key, size=snap.out_size, mtime=snap.mtime)
         record = (row.path, snap.stat_size, snap.stat_mtime_ns, snap.size, snap.sha256, meta_json)
-        return [_Prepared(item, record, snap.redactions)]
+        return [_Prepared(item, record, snap.redactions, attempts=row.attempts)]
 
     def _prepare_export(self, row: FileRow, agent: Agent) -> list[_Prepared] | bool:
         """Convert an agent's store into per-session STS files; keep only the changed ones."""
@@ -253,8 +259,10 @@ class Uploader:
             pending.append((virtual, row.agent, key, not s.meta.is_subagent))
             s.meta.parsed_bytes = len(data)
             item = UploadItem(spool_path=Path(tmp), key=key, size=len(data), mtime=s.mtime or token[1] / 1e9)
-            record = (virtual, len(data), 0, len(data), digest, s.meta.to_json())
-            out.append(_Prepared(item, record, counts, source=(row.path, token[0], token[1])))
+            record = (virtual, len(data), 0, len(data), digest, redact_meta(s.meta, transform).to_json())
+            out.append(
+                _Prepared(item, record, counts, source=(row.path, token[0], token[1]), attempts=row.attempts)
+            )
         if pending:
             self.db.mark_pending(pending, source=row.path)
         if not out:
@@ -283,6 +291,28 @@ class Uploader:
             except OSError:
                 stat = None
         self.db.record_error(path, message, retry_at, stat=stat)
+
+
+def redact_meta(meta: SessionMeta, transform: Transform | None) -> SessionMeta:
+    """The metadata shown in ``status`` and the tray, with the same redaction as the upload.
+
+    A title is often the first prompt, which is where users paste tokens.
+    """
+    if transform is None:
+        return meta
+    out = dataclasses.replace(meta)
+    for name in ("title", "first_prompt", "cwd", "git_branch"):
+        value = getattr(out, name)
+        if not value:
+            continue
+        line = json.dumps(value, ensure_ascii=False).encode() + b"\n"
+        redacted, counts = transform(line)
+        if counts:
+            try:
+                setattr(out, name, json.loads(redacted))
+            except ValueError:
+                setattr(out, name, "[REDACTED]")
+    return out
 
 
 def _sources(prepared: list[_Prepared]) -> set[str]:

@@ -121,6 +121,7 @@ class Watcher:
         """(Re)schedule watches: roots that exist recursively, missing ones via a parent."""
         from watchdog.events import (
             DirCreatedEvent,
+            DirDeletedEvent,
             DirMovedEvent,
             FileCreatedEvent,
             FileDeletedEvent,
@@ -135,6 +136,7 @@ class Watcher:
         # would wake the daemon once per file.
         _EVENTS = [
             DirCreatedEvent,
+            DirDeletedEvent,
             DirMovedEvent,
             FileCreatedEvent,
             FileDeletedEvent,
@@ -151,7 +153,12 @@ class Watcher:
                 except Exception:  # a bad path must never kill the observer thread
                     log.exception("Error handling file event %r", event)
 
-        with self._lock:
+        observer = self._observer
+        if observer is None:
+            return
+        # Lock order: watchdog's observer lock, then ours. The observer thread holds its lock
+        # while it runs our handler (which may call refresh), so the other order deadlocks.
+        with observer._lock, self._lock:
             if self._observer is None:
                 return
             wanted: dict[Path, bool] = {}  # folder -> recursive
@@ -174,8 +181,12 @@ class Watcher:
                     wanted.setdefault(parent, False)
             for folder in list(self._watches):
                 if folder not in wanted or wanted[folder] != (folder in self._recursive):
-                    self._observer.unschedule(self._watches.pop(folder))
+                    watch = self._watches.pop(folder)
                     self._recursive.discard(folder)
+                    try:
+                        self._observer.unschedule(watch)
+                    except (KeyError, OSError):
+                        pass  # the folder is gone, and its watch with it
             for folder, recursive in wanted.items():
                 if folder in self._watches:
                     continue
@@ -203,6 +214,15 @@ class Watcher:
             return
         src = Path(os.fsdecode(event.src_path))
         if event.is_directory:
+            if etype in ("deleted", "moved") and any(
+                r.path == src or src in r.path.parents for r in self.roots if r.path in self._covered
+            ):
+                # A session folder (or a folder above it) went away: watch its parent again so
+                # that a re-created folder is noticed.
+                log.info("Session folder removed: %s (remote copies are kept)", src)
+                self.refresh()
+                if etype == "deleted":
+                    return
             if etype in ("created", "moved"):
                 target = Path(os.fsdecode(event.dest_path)) if etype == "moved" else src
                 self._root_or_folder_appeared(target)

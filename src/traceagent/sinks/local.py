@@ -51,8 +51,19 @@ class LocalFolderSink(Sink):
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as e:
+            # A NAS that is unmounted, full or read-only for a while comes back by itself:
+            # retry with backoff. Anything else (permissions, a file in the way) needs the user.
+            transient = e.errno in (
+                errno.EROFS,
+                errno.ENOSPC,
+                errno.EIO,
+                errno.ENOTCONN,
+                errno.ESTALE,
+                errno.EDQUOT,
+            )
             raise SinkError(
-                f"Cannot write to the destination folder {self.root}: {e.strerror or e}", kind=ErrorKind.FATAL
+                f"Cannot write to the destination folder {self.root}: {e.strerror or e}",
+                kind=ErrorKind.TRANSIENT if transient else ErrorKind.FATAL,
             ) from None
         shutil.rmtree(self.root / TMP_DIR, ignore_errors=True)
 
