@@ -84,6 +84,8 @@ def test_one_daemon_per_config_and_control_channel(env: dict[str, str]) -> None:
         st = json.loads(run_cli(env, "status", "--json").stdout)
         assert st["pid"] == p.pid and st["state"] == "paused"
         assert run_cli(env, "resume").stdout.strip() == "Sync resumed."
+        r = run_cli(env, "sync")  # with a daemon running, `sync` asks it instead of starting another engine
+        assert r.returncode == 0 and "asked it to sync now" in r.stdout and "Up to date" in r.stdout, r.stderr
         assert json.loads(run_cli(env, "status", "--json").stdout)["state"] == "up_to_date"
     finally:
         p.send_signal(signal.SIGINT)  # Ctrl-C: a clean stop

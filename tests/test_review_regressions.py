@@ -160,3 +160,26 @@ def test_bad_destination_or_template_is_a_config_error(env: dict[str, str], line
     write_config(env, line + "\n")
     r = run_cli(env, "status")
     assert r.returncode == 1 and expected in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_unreadable_token_does_not_switch_a_hub_user_to_the_local_folder(env: dict[str, str]) -> None:
+    from traceagent.state import StateDB
+
+    write_config(env, FAST)
+    ctx = load_context(env)
+    ctx.paths.ensure()
+    db = StateDB(ctx.paths.state_db)
+    db.put("destination", "hf://buckets/alice/agent-sessions")  # what the last run used
+    db.close()
+    engine, _ = build_engine(ctx)  # no token anywhere now (a locked keyring looks the same)
+    try:
+        assert engine._ensure_sink() is False
+        st = engine.status()
+        assert st.state is SyncState.SIGNIN_NEEDED and "keyring" in (st.last_error or "")
+        assert not bucket_dir(env).exists()
+        # An explicit sign-out makes the local folder the destination, on purpose.
+        engine.signed_out()
+        assert engine._ensure_sink() is True
+        assert engine.status().destination == str(bucket_dir(env))
+    finally:
+        engine.stop()

@@ -75,6 +75,11 @@ class SinkFactory:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.signed_in_as: str | None = None
+        #: The destination in use before (from state.db): a Hugging Face user whose token
+        #: cannot be read right now (locked keyring) must not be switched to the local folder.
+        self.previous: str | None = None
+        #: Set after an explicit sign-out: then the local folder is what the user wants.
+        self.signed_out = False
 
     def __call__(self) -> Sink:
         from traceagent import auth
@@ -86,6 +91,12 @@ class SinkFactory:
         if dest and not dest.startswith("hf://"):
             return LocalFolderSink(folder_from_destination(dest))
         if token_info is None:
+            if not dest and not self.signed_out and self.previous and self.previous.startswith("hf://"):
+                raise SinkError(
+                    f"No Hugging Face token was found for {self.previous} (is the keyring locked?). "
+                    "Sign in again, or run `traceagent logout` to keep traces in the local folder.",
+                    kind=ErrorKind.AUTH,
+                )
             if dest:
                 raise SinkError(
                     f"The destination {dest} needs a Hugging Face token: run `traceagent login` "
@@ -159,7 +170,11 @@ class DesktopEngine(Engine):
         self.log_path: Path = ctx.paths.log_file
 
     def _tracked(self) -> Sink:
+        self._factory.previous = self.db.get("destination")
+        self._factory.signed_out = self.db.get("signed_out") == "1"
         sink = self._factory()
+        if self._factory.signed_in_as is not None:
+            self.db.put("signed_out", None)
         self.signed_in_as = self._factory.signed_in_as
         return sink
 
@@ -196,6 +211,11 @@ class DesktopEngine(Engine):
 
         removed = auth.delete_token(self.ctx.environ)
         log.info("Signed out%s", f" (removed from {', '.join(removed)})" if removed else "")
+        self.signed_out()
+
+    def signed_out(self) -> None:
+        """The user signed out on purpose: the local folder is the destination from now on."""
+        self.db.put("signed_out", "1")
         self.reload_sink()
 
     def open_url(self, url: str) -> None:
@@ -272,6 +292,12 @@ def handle_request(engine: Engine, stop: threading.Event, request: dict[str, Any
         return {"ok": True}
     if cmd == "reload":
         engine.reload_sink()
+        return {"ok": True}
+    if cmd == "signed_out":
+        if isinstance(engine, DesktopEngine):
+            engine.signed_out()
+        else:
+            engine.reload_sink()
         return {"ok": True}
     if cmd == "quit":
         stop.set()

@@ -199,6 +199,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def _dry_run(ctx: Any) -> int:
     from pathlib import Path
 
+    from traceagent.agents import BY_NAME
     from traceagent.engine import enabled_roots
     from traceagent.sinks.keys import make_key
     from traceagent.state import StateDB
@@ -218,8 +219,12 @@ def _dry_run(ctx: Any) -> int:
             m = match_root([root], Path(path))
             assert m is not None
             row = up.get(str(path))
-            what = "update" if row is not None and row.up_size else "new"
-            print(f"{what:6} {make_key(root.remote, m[1])}  ({st.st_size:,} bytes)")
+            if BY_NAME[root.agent].exports:
+                # Stores are converted, never uploaded: say what happens to them.
+                print(f"export {root.remote}/ sessions from {path}")
+            else:
+                what = "update" if row is not None and row.up_size else "new"
+                print(f"{what:6} {make_key(root.remote, m[1])}  ({st.st_size:,} bytes)")
             n += 1
     db.close()
     print(f"{n} file(s) would be uploaded.")
@@ -227,14 +232,17 @@ def _dry_run(ctx: Any) -> int:
 
 
 def _sync_via_daemon(ctx: Any) -> int:
-    from traceagent import control
-
-    control.request(ctx.paths, "sync_now")
+    if _daemon(ctx, "sync_now") is None:
+        raise UserError("traceagent stopped while asked to sync; run `traceagent sync` again.")
     print("traceagent is running; asked it to sync now.")
     deadline = time.monotonic() + 600
+    time.sleep(1.0)  # let the daemon take the request (rescan) before judging its state
     while time.monotonic() < deadline:
         time.sleep(0.5)
-        st = control.request(ctx.paths, "status")["status"]
+        reply = _daemon(ctx, "status")
+        if reply is None:
+            raise UserError("traceagent stopped while syncing; run `traceagent sync` again.")
+        st = reply["status"]
         if st["state"] in ("up_to_date",):
             print(f"Up to date: {st['uploaded']} file(s) in {st['destination']}.")
             return 0
@@ -467,7 +475,12 @@ def cmd_logout(args: argparse.Namespace) -> int:
     still = auth.find_token(ctx.environ)
     if still is not None:
         print(f"Note: a token is still found in {still.source}; traceagent keeps using it.")
-    _daemon(ctx, "reload")
+    if _daemon(ctx, "signed_out") is None:
+        from traceagent.state import StateDB
+
+        db = StateDB(ctx.paths.state_db)
+        db.put("signed_out", "1")  # an explicit sign-out: the local folder is fine from now on
+        db.close()
     return 0
 
 
