@@ -617,7 +617,7 @@ class Engine:
             last_error=self._auth_error
             or self._fatal_error
             or self._offline_error
-            or self.uploader.last_file_error
+            or (self.uploader.last_file_error if counts.get("error") else None)
             or self._last_error,
             last_trace=recent[0] if recent else None,
             signed_in_as=self.signed_in_as,
