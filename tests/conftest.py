@@ -34,17 +34,6 @@ _ISOLATED_VARS = (
     "HF_ENDPOINT",
     "BROWSER",
     *AGENT_VARS,  # the other agents' own overrides (agents/*.py)
-    "GEMINI_CLI_HOME",
-    "COPILOT_HOME",
-    "QWEN_RUNTIME_DIR",
-    "QWEN_HOME",
-    "GOOSE_PATH_ROOT",
-    "HERMES_HOME",
-    "HERMES_DATA_DIR_SUFFIX",
-    "CLINE_DATA_DIR",
-    "CLINE_DIR",
-    "APPDATA",
-    "LOCALAPPDATA",
 )
 
 

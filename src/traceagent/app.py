@@ -13,7 +13,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -366,21 +365,6 @@ def _version() -> str:
     from traceagent import __version__
 
     return __version__
-
-
-def wait_until(predicate: Any, timeout: float, interval: float = 0.2) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` passes (CLI helper)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
-
-
-def config_path(ctx: Context) -> Path:
-    """The configuration file (for "Open settings")."""
-    return ctx.paths.config_file
 
 
 __all__ = ["Context", "UserError", "build_engine", "load_context", "run_daemon"]

@@ -279,37 +279,27 @@ def _status_offline(ctx: Any) -> dict[str, Any]:
     from traceagent.engine import Engine
     from traceagent.sinks.local import LocalFolderSink, folder_from_destination
 
-    dest = ctx.settings.destination
+    def current_sink() -> Any:  # the engine asks for a sink only if it has none; it has one below
+        return engine._sink
 
-    def factory() -> Any:
-        if dest and not dest.startswith("hf://"):
-            return LocalFolderSink(folder_from_destination(dest))
-        if dest:
-            from traceagent.sinks.hf import HfSink
-
-            return HfSink(dest, token=None, url_template=ctx.settings.viewer_url_template)
-        last = None
-        from traceagent.state import StateDB
-
-        db = StateDB(ctx.paths.state_db)
-        last = db.get("destination")
-        db.close()
-        if last and last.startswith("hf://"):
-            from traceagent.sinks.hf import HfSink
-
-            return HfSink(last, token=None, url_template=ctx.settings.viewer_url_template)
-        return LocalFolderSink(folder_from_destination(last) if last else ctx.paths.default_bucket_dir)
-
-    engine = Engine(ctx.paths, ctx.settings, factory, environ=ctx.environ)
+    engine = Engine(ctx.paths, ctx.settings, current_sink, environ=ctx.environ)
     engine._caught_up = True  # nothing is scanning: the state is what state.db says
     try:
-        engine._sink = factory()
+        # The destination is the configured one, else the one the daemon used last (for links).
+        dest = ctx.settings.destination or engine.db.get("destination")
+        if dest and dest.startswith("hf://"):
+            from traceagent.sinks.hf import HfSink
+
+            engine._sink = HfSink(dest, token=None, url_template=ctx.settings.viewer_url_template)
+        else:
+            engine._sink = LocalFolderSink(
+                folder_from_destination(dest) if dest else ctx.paths.default_bucket_dir
+            )
         st = engine.status().to_json()
     finally:
         engine.db.close()
     st["running"] = False
     st["pid"] = None
-    st["state"] = "paused" if st["paused"] else st["state"]
     return st
 
 

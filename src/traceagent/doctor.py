@@ -248,6 +248,7 @@ def check_inotify(proc_dir: Path = Path("/proc/sys/fs/inotify")) -> Check:
 
 _GI_PROBE = """
 import json
+import sys
 out = {"gi": False, "gtk": False, "appindicator": None}
 try:
     import gi
@@ -266,7 +267,7 @@ if out["gtk"]:
             break
         except Exception:
             pass
-print(json.dumps(out))
+sys.stdout.write(json.dumps(out))
 """
 
 

@@ -47,11 +47,11 @@ CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT);
 CREATE TABLE IF NOT EXISTS redactions (rule TEXT PRIMARY KEY, count INTEGER NOT NULL);
 """
 
-#: Row statuses.
-PENDING = "pending"  #: differs from the remote copy; queued
-OK = "ok"  #: in step (a torn last line may be waiting, which is not a difference)
-ERROR = "error"  #: a per-file problem; retried with backoff and whenever the file changes
-GONE = "gone"  #: the local file vanished; its remote copy is kept
+# Row statuses:
+#   pending  differs from the remote copy; queued
+#   ok       in step (a torn last line may be waiting, which is not a difference)
+#   error    a per-file problem; retried with backoff and whenever the file changes
+#   gone     the local file vanished; its remote copy is kept
 
 
 @dataclasses.dataclass(frozen=True)

@@ -175,7 +175,8 @@ class Uploader:
             return self._prepare_export(row, agent)
         path = Path(row.path)
         meta = SessionMeta.from_json(row.meta)
-        whole_json = path.suffix == ".json"
+        # The key is "<remote folder>/<path relative to the root>".
+        whole_json = agent.is_whole_json(PurePosixPath(*PurePosixPath(row.key).parts[1:]))
         fresh = dataclasses.replace(meta)
         try:
             snap = take_snapshot(

@@ -165,11 +165,6 @@ def lines_with(buf: bytes, marker: bytes | re.Pattern[bytes], *, reverse: bool =
     return out[::-1] if reverse else out
 
 
-def first_line_with(buf: bytes, marker: bytes | re.Pattern[bytes]) -> bytes | None:
-    """The first line containing ``marker``, or None."""
-    return next(iter_lines_with(buf, marker), None)
-
-
 def parse_line(line: bytes) -> dict[str, Any] | None:
     """``json.loads`` of one line; None for malformed lines (they are skipped, never fatal)."""
     try:

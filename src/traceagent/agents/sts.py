@@ -151,14 +151,6 @@ def text_of(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def encode_cwd(cwd: str | None) -> str:
-    """A folder name for a working directory, Claude Code style (``/home/me/app`` → ``-home-me-app``)."""
-    if not cwd:
-        return "unknown"
-    out = "".join(c if c.isalnum() or c in "-_" else "-" for c in cwd)
-    return out[:120] or "unknown"
-
-
 def safe_name(name: str) -> str:
     """A single path segment safe for bucket keys (no separators, no leading dot)."""
     out = "".join(c if c.isalnum() or c in "-_." else "-" for c in name).lstrip(".")

@@ -5,12 +5,6 @@ from __future__ import annotations
 from traceagent.sinks.base import ErrorKind, Sink, SinkError, UploadItem
 from traceagent.sinks.local import LocalFolderSink, folder_from_destination
 
-
-def is_hf_destination(destination: str) -> bool:
-    """True for ``hf://buckets/...`` destinations."""
-    return destination.startswith("hf://")
-
-
 __all__ = [
     "ErrorKind",
     "LocalFolderSink",
@@ -18,5 +12,4 @@ __all__ = [
     "SinkError",
     "UploadItem",
     "folder_from_destination",
-    "is_hf_destination",
 ]
