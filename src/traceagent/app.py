@@ -300,9 +300,9 @@ def handle_request(engine: Engine, stop: threading.Event, request: dict[str, Any
         return {"ok": True}
     if cmd == "quit":
         stop.set()
-        tray = sys.modules.get("traceagent.tray")
-        if tray is not None:
-            tray.request_quit()
+        request_quit = getattr(sys.modules.get("traceagent.tray"), "request_quit", None)
+        if request_quit is not None:
+            request_quit()
         return {"ok": True}
     return {"error": f"unknown command {cmd!r}"}
 
@@ -318,9 +318,10 @@ def run_daemon(ctx: Context, *, headless: bool) -> int:
     def on_signal(signum: int, _frame: object) -> None:
         log.info("Received %s; finishing the upload in flight", signal.Signals(signum).name)
         stop.set()
-        tray_module = sys.modules.get("traceagent.tray")
-        if tray_module is not None:
-            tray_module.request_quit()
+        # The tray module may still be importing (then its run_tray sees the stop event).
+        request_quit = getattr(sys.modules.get("traceagent.tray"), "request_quit", None)
+        if request_quit is not None:
+            request_quit()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
