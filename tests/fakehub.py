@@ -318,6 +318,10 @@ class _Handler(BaseHTTPRequestHandler):
     # -------------------------------------------------------------- helpers
     def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
         data = b"" if body is None else json.dumps(body).encode()
+        # Record before answering: a client that has its answer must already be counted
+        # (recording afterwards raced with tests asserting on count()).
+        with self.fake._lock:
+            self.fake.requests.append(f"{self.command} {urlsplit(self.path).path} -> {status}")
         self.send_response(status)
         for k, v in (headers or {}).items():
             self.send_header(k, v)
@@ -327,8 +331,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
-        with self.fake._lock:
-            self.fake.requests.append(f"{self.command} {urlsplit(self.path).path} -> {status}")
 
     def _caller(self) -> tuple[str, str] | None:
         auth = self.headers.get("Authorization", "")
