@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -407,6 +408,63 @@ def proc_threads(pid: int) -> list[str]:
         with contextlib.suppress(OSError):
             names.append((task / "comm").read_text().strip())
     return names
+
+
+def proc_children(pid: int) -> list[int]:
+    """Live (non-zombie) child processes of ``pid``."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(d.name))
+    return out
+
+
+class ChildSampler:
+    """Samples a daemon's child processes (the upload worker) every 0.2 s: their peak RSS
+    (``VmHWM``, read while they live), the largest daemon + children RSS, and their CPU."""
+
+    def __init__(self, pid: int, interval: float = 0.2) -> None:
+        self.pid = pid
+        self.interval = interval
+        self.peaks: dict[int, float] = {}
+        self.max_total_mb = 0.0
+        self._cpu: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> ChildSampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds used so far by every child seen (the last sample of each)."""
+        self._sample()
+        return sum(self._cpu.values())
+
+    def _sample(self) -> None:
+        total = 0.0
+        with contextlib.suppress(OSError, KeyError):
+            total = proc_status_kb(self.pid, "VmRSS") / 1024
+        for child in proc_children(self.pid):
+            with contextlib.suppress(OSError, KeyError, ValueError):
+                self.peaks[child] = max(self.peaks.get(child, 0.0), proc_status_kb(child, "VmHWM") / 1024)
+                total += proc_status_kb(child, "VmRSS") / 1024
+                self._cpu[child] = proc_cpu_seconds(child)
+        self.max_total_mb = max(self.max_total_mb, total)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
 
 
 # --------------------------------------------------------------------------- the daemon

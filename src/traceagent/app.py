@@ -13,9 +13,9 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from traceagent.config import Settings, load_settings
 from traceagent.control import ControlServer, DaemonLock
@@ -25,6 +25,10 @@ from traceagent.paths import AppPaths, app_paths
 from traceagent.sinks.base import ErrorKind, Sink, SinkError
 from traceagent.sinks.local import LocalFolderSink, folder_from_destination
 from traceagent.snapshot import Transform
+
+if TYPE_CHECKING:
+    from traceagent.auth import WhoAmI
+    from traceagent.sinks.worker import HubWorker
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +75,15 @@ def hf_endpoint(ctx: Context) -> str | None:
 class SinkFactory:
     """Builds the sink for the current settings and token (called again after sign-in)."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, *, worker: bool = False) -> None:
         self.ctx = ctx
+        #: With ``worker``, Hub calls run in a child process (the daemon: see sinks/worker.py);
+        #: one-shot commands keep them in-process.
+        self.worker: HubWorker | None = None
+        if worker:
+            from traceagent.sinks.worker import HubWorker
+
+            self.worker = HubWorker(idle_exit_s=ctx.settings.upload_worker_idle_seconds)
         self.signed_in_as: str | None = None
         #: The destination in use before (from state.db): a Hugging Face user whose token
         #: cannot be read right now (locked keyring) must not be switched to the local folder.
@@ -105,21 +116,41 @@ class SinkFactory:
             return LocalFolderSink(ctx.paths.default_bucket_dir)
         try:
             self.signed_in_as = auth.whoami_cached(
-                token_info.token, endpoint=hf_endpoint(ctx), cache_dir=ctx.paths.state_dir
+                token_info.token,
+                endpoint=hf_endpoint(ctx),
+                cache_dir=ctx.paths.state_dir,
+                fetch=self.fetch_whoami(),
             )
         except auth.AuthError as e:
             kind = ErrorKind.AUTH if e.reason in ("invalid", "forbidden") else ErrorKind.TRANSIENT
             raise SinkError(e.message, kind=kind) from None
+        spec: dict[str, Any] = {
+            "uri": dest or f"hf://buckets/{self.signed_in_as}/{DEFAULT_BUCKET}",
+            "token": token_info.token,
+            "endpoint": hf_endpoint(ctx),
+            "allow_public": ctx.settings.allow_public,
+            "url_template": ctx.settings.viewer_url_template,
+        }
+        if self.worker is not None:
+            from traceagent.sinks.worker import WorkerSink
+
+            return WorkerSink(self.worker, **spec)
         from traceagent.sinks.hf import HfSink
 
-        uri = dest or f"hf://buckets/{self.signed_in_as}/{DEFAULT_BUCKET}"
-        return HfSink(
-            uri,
-            token=token_info.token,
-            endpoint=hf_endpoint(ctx),
-            allow_public=ctx.settings.allow_public,
-            url_template=ctx.settings.viewer_url_template,
-        )
+        return HfSink(**spec)
+
+    def fetch_whoami(self) -> Callable[[str, str | None], WhoAmI] | None:
+        """How to ask the Hub who a token is: in the worker, or ``None`` for in-process."""
+        if self.worker is None:
+            return None
+        from traceagent.sinks.worker import whoami_in
+
+        return whoami_in(self.worker)
+
+    def close(self) -> None:
+        """Stop the upload worker, if one runs."""
+        if self.worker is not None:
+            self.worker.close()
 
 
 def transform_factory(ctx: Context) -> Any:
@@ -198,7 +229,8 @@ class DesktopEngine(Engine):
         """Check the token with the Hub, store it, and switch to the user's bucket."""
         from traceagent import auth
 
-        name = auth.validate_token(token.strip(), hf_endpoint(self.ctx))  # AuthError is a UserError
+        # AuthError is a UserError; the check runs in the upload worker when there is one.
+        name = auth.validate_token(token.strip(), hf_endpoint(self.ctx), fetch=self._factory.fetch_whoami())
         where = auth.store_token(token.strip(), self.ctx.environ)
         log.info("Signed in as %s (token stored in %s)", name, where)
         self.reload_sink()
@@ -266,9 +298,9 @@ def _open_local(url: str) -> None:
         log.warning("Could not open %s: %s", path, e.strerror or e)
 
 
-def build_engine(ctx: Context) -> tuple[DesktopEngine, SinkFactory]:
-    """The engine for this context (not started)."""
-    factory = SinkFactory(ctx)
+def build_engine(ctx: Context, *, worker: bool = False) -> tuple[DesktopEngine, SinkFactory]:
+    """The engine for this context (not started); ``worker``: Hub calls in a child process."""
+    factory = SinkFactory(ctx, worker=worker)
     return DesktopEngine(ctx, factory), factory
 
 
@@ -312,7 +344,7 @@ def run_daemon(ctx: Context, *, headless: bool) -> int:
     lock = DaemonLock(ctx.paths.lock_file)
     lock.acquire()  # AlreadyRunningError → the CLI prints it and exits 1
     stop = threading.Event()
-    engine, _ = build_engine(ctx)
+    engine, factory = build_engine(ctx, worker=True)
     server = ControlServer(ctx.paths, lambda req: handle_request(engine, stop, req))
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -346,6 +378,7 @@ def run_daemon(ctx: Context, *, headless: bool) -> int:
             signal.signal(s, h)
         server.close()
         engine.stop()
+        factory.close()
         lock.release()
         log.info("traceagent stopped")
     return 0

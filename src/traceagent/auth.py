@@ -25,7 +25,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -236,8 +236,10 @@ def _read_hf_token_file(path: Path, env: Mapping[str, str]) -> str | None:
             return None
     except OSError:
         return None
-    if env is os.environ and not env.get("HF_OIDC_RESOURCE"):
-        # Same file huggingface_hub reads: let it refresh an OAuth token close to expiry.
+    if env is os.environ and not env.get("HF_OIDC_RESOURCE") and _has_refresh_token(path):
+        # Same file huggingface_hub reads: let it refresh an OAuth token close to expiry. Only
+        # for a browser-login token (it has a refresh token beside it): importing
+        # huggingface_hub costs the daemon 18 MB, and a plain token needs no refresh.
         try:
             from huggingface_hub import constants, get_token
 
@@ -252,6 +254,15 @@ def _read_hf_token_file(path: Path, env: Mapping[str, str]) -> str | None:
     except (OSError, UnicodeDecodeError) as e:
         logger.warning("could not read the token file %s: %s", path, type(e).__name__)
         return None
+
+
+def _has_refresh_token(token_path: Path) -> bool:
+    """Whether huggingface_hub's ``stored_tokens`` file (beside ``token_path``) holds an
+    OAuth refresh token (written by the browser-based ``hf auth login``)."""
+    try:
+        return "refresh_token" in (token_path.parent / "stored_tokens").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def store_token(token: str, environ: Mapping[str, str] | None = None) -> str:
@@ -374,8 +385,11 @@ def _auth_error(e: BaseException, where: str, token: str) -> AuthError:
     )
 
 
-def validate_token(token: str, endpoint: str | None) -> str:
-    """Check ``token`` with the Hub and return the user name.
+def validate_token(
+    token: str, endpoint: str | None, *, fetch: Callable[[str, str | None], WhoAmI] | None = None
+) -> str:
+    """Check ``token`` with the Hub and return the user name (``fetch`` as in
+    :func:`whoami_cached`).
 
     Raises :class:`AuthError`: ``reason="invalid"`` on a 401, ``"network"`` when the Hub
     cannot be reached, ``"forbidden"`` for a read-only token (traceagent must write).
@@ -383,7 +397,7 @@ def validate_token(token: str, endpoint: str | None) -> str:
     value = _clean(token)
     if not value:
         raise AuthError("The token is empty.", reason="invalid")
-    who = fetch_whoami(value, endpoint=endpoint)
+    who = fetch(value, endpoint) if fetch is not None else fetch_whoami(value, endpoint=endpoint)
     if who.role == "read":
         raise AuthError(
             f"This token of {who.name} is read-only; traceagent needs a token with write access "
@@ -393,10 +407,19 @@ def validate_token(token: str, endpoint: str | None) -> str:
     return who.name
 
 
-def whoami_cached(token: str, *, endpoint: str | None, cache_dir: Path, ttl: float = WHOAMI_TTL_S) -> str:
+def whoami_cached(
+    token: str,
+    *,
+    endpoint: str | None,
+    cache_dir: Path,
+    ttl: float = WHOAMI_TTL_S,
+    fetch: Callable[[str, str | None], WhoAmI] | None = None,
+) -> str:
     """The user name of ``token``, from a cache in ``cache_dir`` younger than ``ttl``
     seconds, else from the Hub (then cached). The cache file holds only sha256 digests and
-    names. A 401 drops the cached entry and raises :class:`AuthError`."""
+    names. A 401 drops the cached entry and raises :class:`AuthError`. ``fetch(token,
+    endpoint)`` asks the Hub (default :func:`fetch_whoami`; the daemon asks its upload
+    worker)."""
     value = _clean(token)
     if not value:
         raise AuthError("The token is empty.", reason="invalid")
@@ -417,7 +440,7 @@ def whoami_cached(token: str, *, endpoint: str | None, cache_dir: Path, ttl: flo
     ):
         return str(entry["name"])
     try:
-        who = fetch_whoami(value, endpoint=base)
+        who = fetch(value, base) if fetch is not None else fetch_whoami(value, endpoint=base)
     except AuthError as e:
         if e.reason == "invalid" and entries.pop(key, None) is not None:
             _save_cache(path, entries)

@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``traceagent`` command."""
+    import multiprocessing
+
+    multiprocessing.freeze_support()  # a frozen (PyInstaller) app is also the upload worker
     args = build_parser().parse_args(argv)
     command = args.command or "run"
     handler = globals()[f"cmd_{command.replace('-', '_')}"]
@@ -288,9 +291,14 @@ def _status_offline(ctx: Any) -> dict[str, Any]:
         # The destination is the configured one, else the one the daemon used last (for links).
         dest = ctx.settings.destination or engine.db.get("destination")
         if dest and dest.startswith("hf://"):
+            from traceagent.app import hf_endpoint
             from traceagent.sinks.hf import HfSink
 
-            engine._sink = HfSink(dest, token=None, url_template=ctx.settings.viewer_url_template)
+            sink = HfSink(
+                dest, token=None, endpoint=hf_endpoint(ctx), url_template=ctx.settings.viewer_url_template
+            )
+            sink.learn_viewer_routes()  # links exactly as huggingface_hub renders them
+            engine._sink = sink
         else:
             engine._sink = LocalFolderSink(
                 folder_from_destination(dest) if dest else ctx.paths.default_bucket_dir

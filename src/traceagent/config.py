@@ -70,6 +70,8 @@ class Settings:
     endpoint: str | None = None
     log_level: str = "INFO"
     batch_size: int = 100
+    #: The Hugging Face upload worker process stops after this long without work (seconds).
+    upload_worker_idle_seconds: float = 180.0
     agents: Mapping[str, AgentSettings] = dataclasses.field(default_factory=dict)
     source_file: Path | None = None
 
@@ -148,6 +150,7 @@ _TOP_KEYS = {
     "endpoint",
     "log_level",
     "batch_size",
+    "upload_worker_idle_seconds",
     "agents",
     "redaction",
 }
@@ -241,6 +244,7 @@ def parse_settings(text: str, path: Path) -> Settings:
         endpoint=v.string(raw, "endpoint"),
         log_level=level,
         batch_size=batch,
+        upload_worker_idle_seconds=v.number(raw, "upload_worker_idle_seconds", 180.0, 1, 86400),
         agents=agents,
         source_file=path,
     )

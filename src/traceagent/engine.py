@@ -19,6 +19,7 @@ from traceagent.agents import AGENTS, BY_NAME, home_dir
 from traceagent.agents.base import Root, SessionMeta
 from traceagent.config import Settings
 from traceagent.debounce import Debouncer
+from traceagent.memory import release_memory
 from traceagent.paths import AppPaths
 from traceagent.sinks.base import ErrorKind, Sink, SinkError
 from traceagent.sinks.keys import InvalidKeyError, make_key
@@ -39,22 +40,6 @@ AUTH_RECHECK = 30.0
 SinkFactory = Callable[[], Sink]
 TransformFactory = Callable[[str], "Transform | None"]
 Listener = Callable[[], None]
-
-
-def _release_memory() -> None:
-    """Give freed heap back to the OS after a burst of uploads (glibc keeps it otherwise).
-
-    A daemon that idles for hours should not sit on the peak of its last backfill.
-    """
-    import ctypes
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass  # not glibc (musl): nothing to trim
 
 
 _warned_names: set[str] = set()
@@ -481,7 +466,7 @@ class Engine:
         """Upload due files in batches until none is due (or we must stop)."""
         result = self._drain_batches()
         if result.uploaded or result.unchanged:
-            _release_memory()
+            release_memory()
         return result
 
     def _drain_batches(self) -> PassResult:

@@ -31,7 +31,7 @@ import os
 import re
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
 from traceagent.auth import scrub
@@ -45,6 +45,7 @@ __all__ = [
     "MAX_FILE_SIZE",
     "HfSink",
     "ParsedBucketUri",
+    "ViewerRoutes",
     "classify_error",
     "hub_errors",
     "install_http_timeouts",
@@ -303,6 +304,19 @@ def install_http_timeouts() -> None:
 
 
 # --------------------------------------------------------------------------- the sink
+#: A plain path segment: where it lands in a rendered URL is where a file's path goes.
+_PATH_MARK = "traceagent-path-7f3a9c"
+
+
+class ViewerRoutes(NamedTuple):
+    """How the Hub addresses a bucket's pages: a file's page is ``file_prefix + quoted path
+    + file_suffix``; ``bucket`` is the landing page."""
+
+    file_prefix: str
+    file_suffix: str
+    bucket: str
+
+
 class HfSink(Sink):
     """Publish spool files into a private Hugging Face Storage Bucket.
 
@@ -338,6 +352,7 @@ class HfSink(Sink):
         self.max_file_size = max_file_size
         self.privacy_recheck_s = privacy_recheck_s
         self._ensured_at: float | None = None
+        self._routes: ViewerRoutes | None = None
         if self._url_template is not None:
             try:
                 self._url_template.format(namespace="ns", bucket="b", path="p", endpoint="https://e")
@@ -391,27 +406,52 @@ class HfSink(Sink):
 
     # ------------------------------------------------------------------ links
     def url_for(self, key: str) -> str:
-        """The browser page of ``key`` (the trace viewer): ``.../buckets/<ns>/<b>/tree/<path>``."""
-        path = self.remote_key(key.strip("/"))
+        """The browser page of ``key`` (the trace viewer): ``.../buckets/<ns>/<b>/tree/<path>``.
+
+        The shape is what ``parse_hf_uri(...).to_url()`` gives, learned in :meth:`ensure` (or
+        :meth:`learn_viewer_routes`); until then the same route is built here, so that a
+        status request never imports huggingface_hub into the daemon (15 MB).
+        """
+        path = quote(self.remote_key(key.strip("/")), safe="/")
         if self._url_template is not None:
             return self._url_template.format(
-                namespace=self.namespace,
-                bucket=self.bucket,
-                path=quote(path, safe="/"),
-                endpoint=self.endpoint,
+                namespace=self.namespace, bucket=self.bucket, path=path, endpoint=self.endpoint
             )
-        from huggingface_hub import parse_hf_uri
-
-        try:
-            return parse_hf_uri(f"hf://buckets/{self.bucket_id}/{path}").to_url(endpoint=self.endpoint)
-        except ValueError:  # a path the parser dislikes: build the same route by hand
-            return f"{self.endpoint}/buckets/{self.bucket_id}/tree/{quote(path, safe='/')}"
+        if self._routes is not None:
+            return self._routes.file_prefix + path + self._routes.file_suffix
+        return f"{self.endpoint}/buckets/{self.bucket_id}/tree/{path}"
 
     def browse_url(self) -> str:
         """The bucket's landing page."""
+        if self._routes is not None:
+            return self._routes.bucket
+        return f"{self.endpoint}/buckets/{self.bucket_id}"
+
+    @property
+    def viewer_routes(self) -> ViewerRoutes | None:
+        """The link shapes huggingface_hub gave (``None`` before :meth:`learn_viewer_routes`)."""
+        return self._routes
+
+    def adopt_viewer_routes(self, routes: ViewerRoutes) -> None:
+        """Use link shapes learned elsewhere (the upload worker's copy of this sink)."""
+        self._routes = routes
+
+    def learn_viewer_routes(self) -> ViewerRoutes | None:
+        """Ask ``parse_hf_uri(...).to_url()`` how this bucket's pages are addressed."""
         from huggingface_hub import parse_hf_uri
 
-        return parse_hf_uri(f"hf://buckets/{self.bucket_id}").to_url(endpoint=self.endpoint)
+        endpoint = self.endpoint
+        try:
+            page = parse_hf_uri(f"hf://buckets/{self.bucket_id}/{_PATH_MARK}").to_url(endpoint=endpoint)
+            bucket = parse_hf_uri(f"hf://buckets/{self.bucket_id}").to_url(endpoint=endpoint)
+        except ValueError as e:  # a name the parser dislikes: keep the built route
+            logger.debug("parse_hf_uri refused %s: %s", self.bucket_id, e)
+            return None
+        if page.count(_PATH_MARK) != 1:
+            return None
+        prefix, suffix = page.split(_PATH_MARK)
+        self._routes = ViewerRoutes(prefix, suffix, bucket)
+        return self._routes
 
     # ------------------------------------------------------------------ API
     def _get_api(self) -> HfApi:
@@ -462,6 +502,8 @@ class HfSink(Sink):
                 "bucket %s is public; uploading anyway because allow_public is set", self.bucket_id
             )
         self._ensured_at = time.monotonic()
+        if self._routes is None:
+            self.learn_viewer_routes()
 
     def make_private(self) -> None:
         """Switch the bucket to private (the "Make it private" answer to a refused public
