@@ -255,3 +255,31 @@ def test_whoami_cache_survives_an_unwritable_folder(fake_hub: FakeHub, tmp_path:
     blocker = tmp_path / "file-not-folder"
     blocker.write_text("x")
     assert auth.whoami_cached(TOKEN, endpoint=fake_hub.endpoint, cache_dir=blocker / "sub") == "alice"
+
+
+@pytest.mark.parametrize("oauth", [False, True])
+def test_a_plain_token_file_is_read_without_importing_huggingface_hub(
+    isolated_env: Isolated, oauth: bool
+) -> None:
+    """huggingface_hub is consulted only for a browser-login token it may need to refresh:
+    importing it costs the daemon 18 MB (bench/README.md, figure 1)."""
+    path = isolated_env.token_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(SECRET)
+    if oauth:  # what `hf auth login` (browser flow) writes beside the token, far from expiry
+        (path.parent / "stored_tokens").write_text(
+            f"[laptop]\nhf_token = {SECRET}\nrefresh_token = hf_oauth_refresh_0123\nexpires_at = 4102444800\n"
+        )
+    code = (
+        "import sys; from traceagent.auth import find_token; t = find_token();"
+        "print(t.source if t else None); print('huggingface_hub' in sys.modules)"
+    )
+    env = {**os.environ, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    r = subprocess.run(
+        [sys.executable, "-c", code], check=False, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0, r.stderr
+    source, imported = r.stdout.split("\n")[:2]
+    assert source == f"huggingface_hub token file ({path})"
+    assert imported == str(oauth)
+    assert SECRET not in r.stdout + r.stderr
