@@ -26,7 +26,7 @@ from hfsupport import TOKEN, USER, FakeHub, fake_hub, make_item
 from traceagent.auth import AuthError, WhoAmI, validate_token
 from traceagent.sinks.base import ErrorKind, SinkError
 from traceagent.sinks.hf import HfSink, key_problem
-from traceagent.sinks.worker import HubWorker, WorkerSink, whoami_in
+from traceagent.sinks.worker import HubWorker, WorkerSink, _launch_subprocess, whoami_in
 
 __all__ = ["fake_hub"]
 
@@ -216,6 +216,22 @@ def test_a_worker_killed_mid_upload_is_a_transient_error(
     assert fake_hub.read_file(BUCKET, "claude/p/k.jsonl") == b'{"k":1}\n'
 
 
+def test_a_worker_whose_daemon_died_finishes_and_exits_quietly(
+    fake_hub: FakeHub, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    conn, child = _launch_subprocess(logging.INFO)
+    spec = {"uri": URI, "token": TOKEN, "endpoint": fake_hub.endpoint}
+    fake_hub.stall_next(r"/batch$", 3.0)
+    conn.send(("upload", (spec, [make_item(tmp_path / "spool", "claude/p/orphan.jsonl", b"{}\n")])))
+    assert wait_for(lambda: fake_hub.count(r"/batch -> stalled") >= 1, 30)
+    conn.close()  # the daemon is gone while the worker waits for the Hub
+    assert wait_for(lambda: not child.is_alive(), 30)
+    assert child.exitcode == 0
+    assert "claude/p/orphan.jsonl" in fake_hub.files(BUCKET)  # the upload in flight still finished
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Logging error" not in err, err
+
+
 # ---------------------------------------------------------------------- the real daemon
 @pytest.fixture
 def daemon(env: dict[str, str]) -> Iterator[list[subprocess.Popen[str]]]:
@@ -274,13 +290,15 @@ def test_daemon_never_loads_hf_xet_and_survives_a_killed_worker(
     assert wait_for(lambda: fake_hub.files(BUCKET)[expected[session]].xet_hash != old_hash, 90)
     assert wait_for(lambda: _status(env)["state"] == "up_to_date", 60)
     assert not _loads_hf_xet(p.pid)
+    second = _children(p.pid)
+    assert len(second) == 1 and second != workers  # a new worker took over
     p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=60)
+    assert not _alive(second[0])  # no worker outlives the daemon
     assert p.returncode == 0, err
     assert TOKEN not in err
     log = Path(env["TRACEAGENT_HOME"], "logs/traceagent.log").read_text()
     assert "upload worker stopped unexpectedly (killed by signal 9)" in log
     assert "traceagent.sinks.hf: uploaded" in log  # the worker's own lines, in the daemon's log
     assert TOKEN not in log
-    assert not _children(p.pid)  # no worker outlives the daemon
     assert fake_hub.read_file(BUCKET, expected[session]) == session.read_bytes()

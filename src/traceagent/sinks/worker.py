@@ -386,6 +386,7 @@ def _serve(conn: Connection, level: int) -> None:
         with send_lock:  # library threads may log while the main thread answers
             conn.send(msg)
 
+    logging.raiseExceptions = False  # a log line sent after the daemon died is dropped silently
     handler = _PipeLogHandler(send)
     pkg = logging.getLogger("traceagent")
     pkg.handlers[:] = [handler]
@@ -406,17 +407,22 @@ def _serve(conn: Connection, level: int) -> None:
         if op == "exit":
             return
         token = _token_of(op, args)
+        reply: tuple[Any, ...]
         try:
-            send(("ok", _run(op, args, sinks)))
+            reply = ("ok", _run(op, args, sinks))
         except SinkError as e:
-            send(("sink_error", scrub(e.message, token), e.kind.value, e.retry_after, list(e.failed_keys)))
+            reply = ("sink_error", scrub(e.message, token), e.kind.value, e.retry_after, list(e.failed_keys))
         except AuthError as e:
-            send(("auth_error", scrub(e.message, token), e.reason))
+            reply = ("auth_error", scrub(e.message, token), e.reason)
         except Exception as e:  # a bug, not a Hub answer: keep the worker alive, say what it was
             logger.error("upload worker: %s in %s", type(e).__name__, op)
-            send(("error", f"{type(e).__name__}: {scrub(str(e), token)}"))
+            reply = ("error", f"{type(e).__name__}: {scrub(str(e), token)}")
         except BaseException:
             os._exit(1)  # KeyboardInterrupt etc.: the daemon sees EOF and retries
+        try:
+            send(reply)
+        except OSError:
+            return  # the daemon went away while we worked
 
 
 def _token_of(op: str, args: tuple[Any, ...]) -> str | None:
