@@ -232,6 +232,38 @@ def test_a_worker_whose_daemon_died_finishes_and_exits_quietly(
     assert "Traceback" not in err and "Logging error" not in err, err
 
 
+def test_sign_in_from_the_tray_checks_the_token_in_the_worker(
+    env: dict[str, str], fake_hub: FakeHub, tmp_path: Path
+) -> None:
+    """``DesktopEngine.sign_in`` (the tray's dialog) as the daemon builds it: the check runs
+    in the upload worker, a bad token is refused there, and uploads then use the worker."""
+    from traceagent.app import build_engine, load_context
+
+    lay_out_corpus(Path(env["HOME"]))
+    env = {**env, "HF_ENDPOINT": fake_hub.endpoint}
+    write_config(env, "debounce_seconds = 0.3\nmax_delay_seconds = 1.5\n")
+    engine, factory = build_engine(load_context(env), worker=True)
+    worker = factory.worker
+    assert worker is not None
+    try:
+        engine.start()
+        with pytest.raises(AuthError) as e:
+            engine.sign_in("hf_notATokenTheHubKnows000000000")
+        assert e.value.reason == "invalid" and worker.starts == 1 and worker.pid != os.getpid()
+        assert engine.sign_in(TOKEN) == USER
+        assert wait_for(
+            lambda: engine.status().uploaded > 0 and engine.status().state.value == "up_to_date", 60
+        )
+        st = engine.status()
+        assert st.signed_in_as == USER and st.destination == URI
+        assert worker.starts == 1  # the same worker checked the token and uploaded
+        assert fake_hub.files(BUCKET)
+    finally:
+        engine.stop()
+        factory.close()
+    assert worker.pid is None
+
+
 # ---------------------------------------------------------------------- the real daemon
 @pytest.fixture
 def daemon(env: dict[str, str]) -> Iterator[list[subprocess.Popen[str]]]:
