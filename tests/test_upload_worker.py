@@ -251,6 +251,8 @@ def test_sign_in_from_the_tray_checks_the_token_in_the_worker(
             engine.sign_in("hf_notATokenTheHubKnows000000000")
         assert e.value.reason == "invalid" and worker.starts == 1 and worker.pid != os.getpid()
         assert engine.sign_in(TOKEN) == USER
+        # Until the new bucket is ready and the uploads are reset, the state is "syncing": the
+        # local folder's counts must not make it look "up to date" (a bug this test found).
         assert wait_for(
             lambda: engine.status().uploaded > 0 and engine.status().state.value == "up_to_date", 60
         )

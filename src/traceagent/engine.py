@@ -104,6 +104,9 @@ class Engine:
         self._listeners: list[Listener] = []
         self._sink: Sink | None = None
         self._sink_ready = False
+        #: A new sink is being built after a sign-in or a new destination: "Syncing", not "Up to
+        #: date" (the old destination's counts would say that until the uploads are reset).
+        self._connecting = False
         self._uploading = 0
         self._backoff_until = 0.0
         self._backoff_failures = 0
@@ -206,6 +209,7 @@ class Engine:
         with self._cond:
             old, self._sink = self._sink, None
             self._sink_ready = False
+            self._connecting = True
             self._transforms.clear()
             self._auth_error = None
             self._fatal_error = None
@@ -499,6 +503,12 @@ class Engine:
         if self._sink_ready:
             return True
         try:
+            return self._connect()
+        finally:
+            self._connecting = False
+
+    def _connect(self) -> bool:
+        try:
             if self._sink is None:
                 self._sink = self._sink_factory()
             self._sink.ensure()
@@ -581,7 +591,7 @@ class Engine:
             state = SyncState.PAUSED
         elif self._offline_error:
             state = SyncState.OFFLINE
-        elif uploading or pending or not self._caught_up:
+        elif uploading or pending or not self._caught_up or self._connecting:
             state = SyncState.SYNCING
         else:
             state = SyncState.UP_TO_DATE

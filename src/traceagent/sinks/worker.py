@@ -3,22 +3,22 @@
 ``huggingface_hub`` with its HTTP client and the ``hf_xet`` runtime cost the daemon about
 41 MB the first time they are used, and glibc keeps most of it after the upload is over
 (``bench/README.md``, figure 1). A tray daemon is idle nearly all day, so the daemon never
-imports them: a :class:`HubWorker` child process (``multiprocessing``'s *spawn* start method
-on every OS, so the child starts clean, with no copy of the daemon's threads or memory)
-does every Hub call — ``whoami``, creating and checking the bucket, uploads — and exits after
-:data:`IDLE_EXIT_S` seconds without work. The next upload starts a new one (about half a
-second of CPU; an active session uploads at least every ``max_delay_seconds``, so it keeps
-its worker).
+imports them: a :class:`HubWorker` child process does every Hub call — ``whoami``, creating
+and checking the bucket, uploads — and exits after ``idle_exit_s`` seconds without work.
+The next upload starts a new one (about half a second; an active session uploads at least
+every ``max_delay_seconds``, so it keeps its worker). The child starts clean, with no copy
+of the daemon's threads or memory: ``python -m traceagent.sinks.worker_child`` on POSIX,
+multiprocessing's *spawn* on Windows and in frozen apps.
 
-The daemon talks to the worker over one ``multiprocessing`` pipe, one request at a time:
-``(operation, args)`` out; back come log records (re-emitted in the daemon's log, so the
-log looks as if the upload ran in-process) and then exactly one answer. Errors travel as
-plain tuples and are rebuilt as the same :class:`~traceagent.sinks.base.SinkError` /
+This module is the daemon's side. It talks to the worker over one connection, one request
+at a time: ``(operation, args)`` out; back come log records (re-emitted in the daemon's log,
+so the log reads as if the upload ran in-process) and then exactly one answer. Errors travel
+as plain tuples and are rebuilt as the same :class:`~traceagent.sinks.base.SinkError` /
 :class:`~traceagent.auth.AuthError` the in-process code raises; a worker that dies mid-call
 (killed, out of memory) is a ``TRANSIENT`` error: the engine keeps the files queued and
 retries with a new worker. Spool files are only read by the worker, so nothing is lost.
 
-The token crosses the pipe (process memory only): it is never in a command line, an
+The token crosses the connection (process memory only): it is never in a command line, an
 environment variable set by traceagent, or a log record.
 """
 
@@ -27,7 +27,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -36,10 +35,10 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
-from traceagent.auth import AuthError, WhoAmI, scrub
-from traceagent.memory import release_memory
+from traceagent.auth import AuthError, WhoAmI
 from traceagent.sinks.base import ErrorKind, Sink, SinkError, UploadItem
-from traceagent.sinks.hf import HfSink, ViewerRoutes
+from traceagent.sinks.hf import HfSink
+from traceagent.sinks.worker_child import SinkSpec, serve
 
 __all__ = ["IDLE_EXIT_S", "HubWorker", "WorkerSink"]
 
@@ -49,9 +48,6 @@ logger = logging.getLogger(__name__)
 IDLE_EXIT_S = 180.0
 #: How long ``close`` waits for a worker to finish before terminating it (seconds).
 STOP_TIMEOUT_S = 10.0
-
-#: The keyword arguments of :class:`HfSink` a :class:`WorkerSink` forwards.
-SinkSpec = dict[str, Any]
 
 
 class HubWorker:
@@ -63,7 +59,7 @@ class HubWorker:
 
     def __init__(self, *, idle_exit_s: float = IDLE_EXIT_S, method: str | None = None) -> None:
         self.idle_exit_s = idle_exit_s
-        #: "subprocess" (POSIX: ``python -m traceagent.sinks.worker`` on a socketpair) or
+        #: "subprocess" (POSIX: ``python -m traceagent.sinks.worker_child`` on a socketpair) or
         #: "spawn" (multiprocessing: Windows, where fds cannot be passed, and frozen apps,
         #: whose executable is not a Python). POSIX avoids multiprocessing's spawn because it
         #: starts a resource-tracker process that would live as long as the daemon (+10 MB).
@@ -85,7 +81,8 @@ class HubWorker:
         return proc.pid if proc is not None and proc.is_alive() else None
 
     def call(self, op: str, *args: Any) -> Any:
-        """Run ``op`` in the worker and return its answer (see :func:`_serve` for the ops).
+        """Run ``op`` in the worker and return its answer (``whoami``, ``ensure``, ``upload``:
+        see :mod:`traceagent.sinks.worker_child`).
 
         Raises the :class:`SinkError` or :class:`AuthError` the operation raised there, or a
         ``TRANSIENT`` :class:`SinkError` when the worker could not be started or died.
@@ -137,7 +134,7 @@ class HubWorker:
         if self.method == "spawn":
             ctx = multiprocessing.get_context("spawn")
             parent, child = ctx.Pipe(duplex=True)
-            mp_proc = ctx.Process(target=_serve, args=(child, level), name="traceagent-upload", daemon=True)
+            mp_proc = ctx.Process(target=serve, args=(child, level), name="traceagent-upload", daemon=True)
             mp_proc.start()
             proc: _Child = mp_proc
             child.close()  # the child owns its end now; EOF reaches us when it exits
@@ -245,11 +242,11 @@ class _Subprocess:
 
 
 def _launch_subprocess(level: int) -> tuple[Connection, _Child]:
-    """Start ``python -m traceagent.sinks.worker FD LEVEL`` with one end of a socketpair."""
+    """Start ``python -m traceagent.sinks.worker_child FD LEVEL`` with one end of a socketpair."""
     ours, theirs = socket.socketpair()
     try:
         popen = subprocess.Popen(
-            [sys.executable, "-m", "traceagent.sinks.worker", str(theirs.fileno()), str(level)],
+            [sys.executable, "-m", "traceagent.sinks.worker_child", str(theirs.fileno()), str(level)],
             pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -341,128 +338,3 @@ def _exit_reason(code: int | None, e: BaseException) -> str:
     if code < 0:
         return f"killed by signal {-code}"
     return f"exit code {code}"
-
-
-# ---------------------------------------------------------------------- the worker side
-class _PipeLogHandler(logging.Handler):
-    """Sends formatted log records to the daemon (the logging cookbook's queue pattern)."""
-
-    def __init__(self, send: Callable[[tuple[Any, ...]], None]) -> None:
-        super().__init__()
-        self._send = send
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            message = record.getMessage()
-            if record.exc_info:
-                # The type only: a traceback may quote request headers or arguments.
-                message += f" ({record.exc_info[0].__name__ if record.exc_info[0] else 'error'})"
-            fields = {
-                "name": record.name,
-                "levelno": record.levelno,
-                "levelname": record.levelname,
-                "msg": message,
-                "created": record.created,
-                "msecs": record.msecs,
-                "process": record.process,
-                "threadName": record.threadName,
-            }
-            self._send(("log", fields))
-        except Exception:
-            self.handleError(record)
-
-
-def _serve(conn: Connection, level: int) -> None:
-    """The worker's main loop: answer requests until told to exit or the daemon is gone."""
-    # Ctrl-C in the daemon's terminal reaches the whole process group, and `systemctl stop`
-    # the whole cgroup: the daemon finishes the upload in flight and then tells us to exit,
-    # so the worker must not die first. Should the daemon itself die, recv() sees EOF.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if hasattr(signal, "SIGTERM") and os.name != "nt":
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    send_lock = threading.Lock()
-
-    def send(msg: tuple[Any, ...]) -> None:
-        with send_lock:  # library threads may log while the main thread answers
-            conn.send(msg)
-
-    logging.raiseExceptions = False  # a log line sent after the daemon died is dropped silently
-    handler = _PipeLogHandler(send)
-    pkg = logging.getLogger("traceagent")
-    pkg.handlers[:] = [handler]
-    pkg.setLevel(level)
-    pkg.propagate = False
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.WARNING)
-    for noisy in ("huggingface_hub", "httpx", "httpx2", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-    sinks: dict[tuple[tuple[str, Any], ...], HfSink] = {}
-    while True:
-        try:
-            op, args = conn.recv()
-        except (EOFError, OSError):
-            return  # the daemon is gone
-        if op == "exit":
-            return
-        token = _token_of(op, args)
-        reply: tuple[Any, ...]
-        try:
-            reply = ("ok", _run(op, args, sinks))
-        except SinkError as e:
-            reply = ("sink_error", scrub(e.message, token), e.kind.value, e.retry_after, list(e.failed_keys))
-        except AuthError as e:
-            reply = ("auth_error", scrub(e.message, token), e.reason)
-        except Exception as e:  # a bug, not a Hub answer: keep the worker alive, say what it was
-            logger.error("upload worker: %s in %s", type(e).__name__, op)
-            reply = ("error", f"{type(e).__name__}: {scrub(str(e), token)}")
-        except BaseException:
-            os._exit(1)  # KeyboardInterrupt etc.: the daemon sees EOF and retries
-        try:
-            send(reply)
-        except OSError:
-            return  # the daemon went away while we worked
-
-
-def _token_of(op: str, args: tuple[Any, ...]) -> str | None:
-    if op == "whoami":
-        return str(args[0])
-    if args and isinstance(args[0], dict):
-        token = args[0].get("token")
-        return str(token) if token else None
-    return None
-
-
-def _run(op: str, args: tuple[Any, ...], sinks: dict[tuple[tuple[str, Any], ...], HfSink]) -> Any:
-    if op == "whoami":
-        from traceagent.auth import fetch_whoami
-
-        token, endpoint = args
-        return fetch_whoami(token, endpoint=endpoint)
-    spec: SinkSpec = args[0]
-    key = tuple(sorted(spec.items()))
-    sink = sinks.get(key)
-    if sink is None:
-        sinks.clear()  # a new token or destination: the old sink is not used again
-        sink = sinks[key] = HfSink(**spec)
-    if op == "ensure":
-        sink.ensure()
-        routes: ViewerRoutes | None = sink.viewer_routes
-        return routes
-    if op == "upload":
-        sink.upload(args[1])
-        release_memory()  # the worker may live on for a while after a backfill
-        return None
-    raise ValueError(f"unknown operation {op!r}")
-
-
-def main(argv: Sequence[str]) -> int:
-    """``python -m traceagent.sinks.worker FD LEVEL``: serve the daemon on socket ``FD``."""
-    fd, level = int(argv[0]), int(argv[1])
-    _serve(Connection(fd), level)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
