@@ -178,7 +178,7 @@ def short_http_timeout() -> Iterator[None]:
     """huggingface_hub's shared client rebuilt with a 0.5 s read timeout (then restored)."""
     import huggingface_hub
 
-    from traceagent.sinks import hf as hf_mod
+    from traceagent.sinks import hub as hf_mod
 
     hf_mod.install_http_timeouts()
     previous = hf_mod.HTTP_TIMEOUT

@@ -341,7 +341,7 @@ def fetch_whoami(token: str, *, endpoint: str | None) -> WhoAmI:
     from huggingface_hub import HfApi
 
     from traceagent import __version__
-    from traceagent.sinks.hf import hub_errors, install_http_timeouts
+    from traceagent.sinks.hub import hub_errors, install_http_timeouts
 
     install_http_timeouts()
     base = (endpoint or "").rstrip("/") or None

@@ -114,7 +114,7 @@ def check_bucket(
     """Does the bucket exist, and is it private?"""
     if not _is_hf(destination):
         return _check_folder(destination)
-    from traceagent.sinks.hf import classify_error, hub_errors, install_http_timeouts, parse_bucket_uri
+    from traceagent.sinks.hub import classify_error, hub_errors, install_http_timeouts, parse_bucket_uri
 
     try:
         parsed = parse_bucket_uri(destination)
@@ -183,7 +183,8 @@ def check_write(
     if token_info is None:
         return Check("write access", None, "skipped: no token")
     from traceagent.sinks.base import SinkError, UploadItem
-    from traceagent.sinks.hf import HfSink, parse_bucket_uri
+    from traceagent.sinks.hf import HfSink
+    from traceagent.sinks.hub import parse_bucket_uri
 
     parsed = parse_bucket_uri(destination)
     # The probe goes to the bucket's root, whatever prefix the destination has.
