@@ -203,7 +203,7 @@ def _dry_run(ctx: Any) -> int:
     from pathlib import Path
 
     from traceagent.agents import BY_NAME
-    from traceagent.engine import enabled_roots
+    from traceagent.catchup import enabled_roots
     from traceagent.sinks.keys import make_key
     from traceagent.state import StateDB
     from traceagent.watcher import match_root, scan_root

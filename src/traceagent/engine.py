@@ -15,19 +15,19 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 
-from traceagent.agents import AGENTS, BY_NAME, home_dir
+from traceagent.agents import AGENTS, home_dir
 from traceagent.agents.base import Root, SessionMeta
+from traceagent.catchup import changed_files, enabled_roots, pending_items, utf8_name, vanished
 from traceagent.config import Settings
 from traceagent.debounce import Debouncer
 from traceagent.memory import release_memory
 from traceagent.paths import AppPaths
 from traceagent.sinks.base import ErrorKind, Sink, SinkError
-from traceagent.sinks.keys import InvalidKeyError, make_key
 from traceagent.snapshot import Transform
 from traceagent.state import StateDB
 from traceagent.status import AgentInfo, Status, SyncState, TraceInfo
 from traceagent.uploader import NEVER, PassResult, Uploader
-from traceagent.watcher import Watcher, match_root, scan_root
+from traceagent.watcher import Watcher, match_root
 
 log = logging.getLogger(__name__)
 
@@ -40,33 +40,6 @@ AUTH_RECHECK = 30.0
 SinkFactory = Callable[[], Sink]
 TransformFactory = Callable[[str], "Transform | None"]
 Listener = Callable[[], None]
-
-
-_warned_names: set[str] = set()
-
-
-def _utf8_name(path: Path) -> bool:
-    """Paths that are not valid UTF-8 cannot be keys (nor rows): skipped with one warning."""
-    text = str(path)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        if text not in _warned_names:
-            _warned_names.add(text)
-            log.warning("Skipping %r: its name is not valid UTF-8 (rename it to sync it)", text)
-        return False
-    return True
-
-
-def enabled_roots(settings: Settings, environ: Mapping[str, str]) -> list[Root]:
-    """The roots of every agent the user has not switched off."""
-    home = home_dir(environ)
-    roots: list[Root] = []
-    for agent in AGENTS:
-        s = settings.agent(agent.name)
-        if s.enabled:
-            roots.extend(agent.roots(environ, home, s.paths))
-    return roots
 
 
 class Engine:
@@ -267,7 +240,7 @@ class Engine:
             self._cond.notify_all()
 
     def _on_gone(self, root: Root, path: Path) -> None:
-        if not _utf8_name(path):
+        if not utf8_name(path):
             return
         with self._cond:
             if path in self._debouncer:
@@ -383,43 +356,7 @@ class Engine:
 
     def _scan(self, root: Root, folder: Path, *, forget_missing: bool = False) -> None:
         known = self.db.checked_stats()
-        queue: list[Path] = []
-        agent = BY_NAME[root.agent]
-        seen: set[str] = set()
-
-        def unchanged(path: str, st: os.stat_result) -> bool:
-            # The restart fast path: a known file whose stat is what we last read is skipped
-            # with no further work (exported stores compare their own change token below).
-            ck = known.get(path)
-            if ck is None or agent.exports:
-                return False
-            if ck[0] == st.st_size and ck[1] == st.st_mtime_ns and ck[2] in ("ok", "error"):
-                seen.add(path)
-                return True
-            return False
-
-        for found, st in scan_root(root, folder, unchanged=unchanged):
-            path = found
-            if agent.exports:
-                # A store (database, JSON) and its -wal file: what changes is the store.
-                where = match_root([root], found)
-                if where is None:
-                    continue
-                path = root.path / agent.source_of(where[1])
-                try:
-                    size, mtime_ns = agent.change_token(path)
-                except OSError:
-                    continue
-            else:
-                size, mtime_ns = st.st_size, st.st_mtime_ns
-            key = str(path)
-            if key in seen:
-                continue
-            seen.add(key)
-            ck = known.get(key)
-            if ck is not None and ck[0] == size and ck[1] == mtime_ns and ck[2] in ("ok", "error"):
-                continue  # unchanged since it was last read: not even opened
-            queue.append(path)
+        queue, seen = changed_files(root, folder, known)
         if queue:
             located = [(p, match_root([root], p)) for p in queue]
             with self._cond:
@@ -428,12 +365,7 @@ class Engine:
                         self._info[p] = m
             self._enqueue(queue)
         if forget_missing:
-            prefix = str(root.path) + os.sep
-            missing = [
-                p
-                for p, (_, _, st) in known.items()
-                if p.startswith(prefix) and p not in seen and st != "gone"
-            ]
+            missing = vanished(root, known, seen)
             if missing:
                 log.info(
                     "%d file(s) under %s vanished locally; their remote copies are kept",
@@ -443,26 +375,7 @@ class Engine:
                 self.db.mark_gone(missing)
 
     def _enqueue(self, paths: list[Path]) -> None:
-        items = []
-        for changed in paths:
-            info = self._info.pop(changed, None) or match_root(self.roots, changed)
-            if info is None:
-                continue
-            if not _utf8_name(changed):
-                continue
-            root, rel = info
-            agent = BY_NAME[root.agent]
-            path = changed
-            if agent.exports:
-                rel = agent.source_of(rel)
-                path = root.path / rel
-            try:
-                key = make_key(root.remote, rel)
-            except InvalidKeyError as e:
-                log.warning("Skipping %s: %s", path, e)
-                continue
-            is_trace = not agent.exports and not agent.is_subagent(rel) and rel.suffix == ".jsonl"
-            items.append((str(path), root.agent, key, is_trace))
+        items = pending_items(paths, lambda p: self._info.pop(p, None) or match_root(self.roots, p))
         if items:
             self.db.mark_pending(items)
 

@@ -1,0 +1,129 @@
+"""What differs between the session folders and the ledger: the engine's scans.
+
+Nothing here opens a session file: a file is compared with what ``state.db`` last recorded by
+its ``stat`` alone (a store that agents export, by its change token), which is why a
+restart with nothing changed reads nothing (``bench/README.md``, figure 3).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path, PurePosixPath
+
+from traceagent.agents import AGENTS, BY_NAME, home_dir
+from traceagent.agents.base import Root
+from traceagent.config import Settings
+from traceagent.sinks.keys import InvalidKeyError, make_key
+from traceagent.watcher import match_root, scan_root
+
+__all__ = ["Known", "changed_files", "enabled_roots", "pending_items", "utf8_name", "vanished"]
+
+log = logging.getLogger(__name__)
+
+#: ``path -> (checked size, checked mtime_ns, status)``: ``StateDB.checked_stats()``.
+Known = Mapping[str, tuple[int | None, int | None, str]]
+#: ``(path, agent, remote key, is a main transcript)``: ``StateDB.mark_pending`` rows.
+PendingItem = tuple[str, str, str, bool]
+
+_warned_names: set[str] = set()
+
+
+def enabled_roots(settings: Settings, environ: Mapping[str, str]) -> list[Root]:
+    """The roots of every agent the user has not switched off."""
+    home = home_dir(environ)
+    roots: list[Root] = []
+    for agent in AGENTS:
+        s = settings.agent(agent.name)
+        if s.enabled:
+            roots.extend(agent.roots(environ, home, s.paths))
+    return roots
+
+
+def utf8_name(path: Path) -> bool:
+    """Paths that are not valid UTF-8 cannot be keys (nor rows): skipped with one warning."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        if text not in _warned_names:
+            _warned_names.add(text)
+            log.warning("Skipping %r: its name is not valid UTF-8 (rename it to sync it)", text)
+        return False
+    return True
+
+
+def _in_step(ck: tuple[int | None, int | None, str] | None, size: int, mtime_ns: int) -> bool:
+    """Whether the ledger's last read of a file matches this stat (and the read settled it)."""
+    return ck is not None and ck[0] == size and ck[1] == mtime_ns and ck[2] in ("ok", "error")
+
+
+def changed_files(root: Root, folder: Path, known: Known) -> tuple[list[Path], set[str]]:
+    """The files under ``folder`` (in ``root``) that differ from ``known``, and every path
+    seen (for :func:`vanished`). For an exporting agent the path is its store, once."""
+    queue: list[Path] = []
+    agent = BY_NAME[root.agent]
+    seen: set[str] = set()
+
+    def unchanged(path: str, st: os.stat_result) -> bool:
+        # The restart fast path: a known file whose stat is what we last read is skipped
+        # with no further work (exported stores compare their own change token below).
+        if agent.exports or not _in_step(known.get(path), st.st_size, st.st_mtime_ns):
+            return False
+        seen.add(path)
+        return True
+
+    for found, st in scan_root(root, folder, unchanged=unchanged):
+        path = found
+        if agent.exports:
+            # A store (database, JSON) and its -wal file: what changes is the store.
+            where = match_root([root], found)
+            if where is None:
+                continue
+            path = root.path / agent.source_of(where[1])
+            try:
+                size, mtime_ns = agent.change_token(path)
+            except OSError:
+                continue
+        else:
+            size, mtime_ns = st.st_size, st.st_mtime_ns
+        key = str(path)
+        if key in seen:
+            continue
+        seen.add(key)
+        if not _in_step(known.get(key), size, mtime_ns):
+            queue.append(path)  # new or changed; an unchanged file is not even opened
+    return queue, seen
+
+
+def vanished(root: Root, known: Known, seen: set[str]) -> list[str]:
+    """Files the ledger knows under ``root`` that a whole-root scan did not see."""
+    prefix = str(root.path) + os.sep
+    return [p for p, (_, _, st) in known.items() if p.startswith(prefix) and p not in seen and st != "gone"]
+
+
+def pending_items(
+    paths: list[Path], locate: Callable[[Path], tuple[Root, PurePosixPath] | None]
+) -> list[PendingItem]:
+    """Queue rows for changed ``paths``; ``locate`` says which root each is under. Paths
+    outside every root, with names that are not UTF-8 or that make no valid key are skipped."""
+    items: list[PendingItem] = []
+    for changed in paths:
+        info = locate(changed)
+        if info is None or not utf8_name(changed):
+            continue
+        root, rel = info
+        agent = BY_NAME[root.agent]
+        path = changed
+        if agent.exports:
+            rel = agent.source_of(rel)
+            path = root.path / rel
+        try:
+            key = make_key(root.remote, rel)
+        except InvalidKeyError as e:
+            log.warning("Skipping %s: %s", path, e)
+            continue
+        is_trace = not agent.exports and not agent.is_subagent(rel) and rel.suffix == ".jsonl"
+        items.append((str(path), root.agent, key, is_trace))
+    return items
