@@ -30,7 +30,7 @@ from hfsupport import (
     fake_hub,
     isolated_env,
 )
-from traceagent import auth
+from traceagent import auth, whoami
 from traceagent.auth import AuthError, TokenInfo, delete_token, find_token, store_token
 
 __all__ = ["fake_hub", "isolated_env"]
@@ -191,13 +191,13 @@ def test_empty_token_is_refused() -> None:
 # --------------------------------------------------------------------------- whoami and validation
 def test_validate_token(fake_hub: FakeHub, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    assert auth.validate_token(TOKEN, fake_hub.endpoint) == "alice"
+    assert whoami.validate_token(TOKEN, fake_hub.endpoint) == "alice"
     with pytest.raises(AuthError) as e:
-        auth.validate_token(SECRET, fake_hub.endpoint)
+        whoami.validate_token(SECRET, fake_hub.endpoint)
     assert e.value.reason == "invalid"
     assert e.value.message.startswith("Hugging Face rejected the token (401)")
     with pytest.raises(AuthError) as e:
-        auth.validate_token(READ_TOKEN, fake_hub.endpoint)
+        whoami.validate_token(READ_TOKEN, fake_hub.endpoint)
     assert e.value.reason == "forbidden" and "read-only" in e.value.message
     assert SECRET not in caplog.text and TOKEN not in caplog.text
 
@@ -207,7 +207,7 @@ def test_validate_token_network_down() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with pytest.raises(AuthError) as e:
-        auth.validate_token(SECRET, f"http://127.0.0.1:{port}")
+        whoami.validate_token(SECRET, f"http://127.0.0.1:{port}")
     assert e.value.reason == "network"
     assert e.value.message.startswith(f"Could not reach Hugging Face at http://127.0.0.1:{port}")
     assert SECRET not in e.value.message
@@ -217,14 +217,14 @@ def test_validate_token_network_down() -> None:
 def test_validate_token_other_answers(fake_hub: FakeHub, status: int, reason: str) -> None:
     fake_hub.fail_next("whoami", status)
     with pytest.raises(AuthError) as e:
-        auth.validate_token(TOKEN, fake_hub.endpoint)
+        whoami.validate_token(TOKEN, fake_hub.endpoint)
     assert e.value.reason == reason
 
 
 def test_whoami_is_cached_by_digest(fake_hub: FakeHub, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    assert auth.whoami_cached(TOKEN, endpoint=fake_hub.endpoint, cache_dir=cache) == "alice"
-    assert auth.whoami_cached(TOKEN, endpoint=fake_hub.endpoint, cache_dir=cache) == "alice"
+    assert whoami.whoami_cached(TOKEN, endpoint=fake_hub.endpoint, cache_dir=cache) == "alice"
+    assert whoami.whoami_cached(TOKEN, endpoint=fake_hub.endpoint, cache_dir=cache) == "alice"
     assert fake_hub.count("whoami-v2") == 1
     files = list(cache.iterdir())
     assert [f.name for f in files] == ["whoami.json"]
@@ -232,21 +232,21 @@ def test_whoami_is_cached_by_digest(fake_hub: FakeHub, tmp_path: Path) -> None:
     assert TOKEN not in text and "alice" in text
     # a different token is a different entry
     fake_hub.add_token(SECRET, user="bob")
-    assert auth.whoami_cached(SECRET, endpoint=fake_hub.endpoint, cache_dir=cache) == "bob"
+    assert whoami.whoami_cached(SECRET, endpoint=fake_hub.endpoint, cache_dir=cache) == "bob"
     assert fake_hub.count("whoami-v2") == 2
     assert SECRET not in files[0].read_text()
     # expired entries are asked again
-    assert auth.whoami_cached(TOKEN, endpoint=fake_hub.endpoint, cache_dir=cache, ttl=0) == "alice"
+    assert whoami.whoami_cached(TOKEN, endpoint=fake_hub.endpoint, cache_dir=cache, ttl=0) == "alice"
     assert fake_hub.count("whoami-v2") == 3
 
 
 def test_whoami_cache_drops_a_revoked_token(fake_hub: FakeHub, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     fake_hub.add_token(SECRET)
-    assert auth.whoami_cached(SECRET, endpoint=fake_hub.endpoint, cache_dir=cache) == "alice"
+    assert whoami.whoami_cached(SECRET, endpoint=fake_hub.endpoint, cache_dir=cache) == "alice"
     fake_hub.revoke(SECRET)
     with pytest.raises(AuthError) as e:
-        auth.whoami_cached(SECRET, endpoint=fake_hub.endpoint, cache_dir=cache, ttl=0)
+        whoami.whoami_cached(SECRET, endpoint=fake_hub.endpoint, cache_dir=cache, ttl=0)
     assert e.value.reason == "invalid"
     assert (cache / "whoami.json").read_text() == "{}"
 
@@ -254,7 +254,7 @@ def test_whoami_cache_drops_a_revoked_token(fake_hub: FakeHub, tmp_path: Path) -
 def test_whoami_cache_survives_an_unwritable_folder(fake_hub: FakeHub, tmp_path: Path) -> None:
     blocker = tmp_path / "file-not-folder"
     blocker.write_text("x")
-    assert auth.whoami_cached(TOKEN, endpoint=fake_hub.endpoint, cache_dir=blocker / "sub") == "alice"
+    assert whoami.whoami_cached(TOKEN, endpoint=fake_hub.endpoint, cache_dir=blocker / "sub") == "alice"
 
 
 @pytest.mark.parametrize("oauth", [False, True])

@@ -23,11 +23,12 @@ from hypothesis import strategies as st
 
 from conftest import lay_out_corpus, run_cli, wait_for, write_config
 from hfsupport import TOKEN, USER, FakeHub, fake_hub, make_item
-from traceagent.auth import AuthError, WhoAmI, validate_token
+from traceagent.auth import AuthError
 from traceagent.sinks.base import ErrorKind, SinkError
 from traceagent.sinks.hf import HfSink
 from traceagent.sinks.hub import key_problem
 from traceagent.sinks.worker import HubWorker, WorkerSink, _launch_subprocess, whoami_in
+from traceagent.whoami import WhoAmI, validate_token
 
 __all__ = ["fake_hub"]
 

@@ -27,8 +27,8 @@ from traceagent.sinks.local import LocalFolderSink, folder_from_destination
 from traceagent.snapshot import Transform
 
 if TYPE_CHECKING:
-    from traceagent.auth import WhoAmI
     from traceagent.sinks.worker import HubWorker
+    from traceagent.whoami import WhoAmI
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class SinkFactory:
         self.signed_out = False
 
     def __call__(self) -> Sink:
-        from traceagent import auth
+        from traceagent import auth, whoami
 
         ctx = self.ctx
         dest = ctx.settings.destination
@@ -115,7 +115,7 @@ class SinkFactory:
                 )
             return LocalFolderSink(ctx.paths.default_bucket_dir)
         try:
-            self.signed_in_as = auth.whoami_cached(
+            self.signed_in_as = whoami.whoami_cached(
                 token_info.token,
                 endpoint=hf_endpoint(ctx),
                 cache_dir=ctx.paths.state_dir,
@@ -227,10 +227,10 @@ class DesktopEngine(Engine):
 
     def sign_in(self, token: str) -> str:
         """Check the token with the Hub, store it, and switch to the user's bucket."""
-        from traceagent import auth
+        from traceagent import auth, whoami
 
         # AuthError is a UserError; the check runs in the upload worker when there is one.
-        name = auth.validate_token(token.strip(), hf_endpoint(self.ctx), fetch=self._factory.fetch_whoami())
+        name = whoami.validate_token(token.strip(), hf_endpoint(self.ctx), fetch=self._factory.fetch_whoami())
         where = auth.store_token(token.strip(), self.ctx.environ)
         log.info("Signed in as %s (token stored in %s)", name, where)
         self.reload_sink()

@@ -1,4 +1,5 @@
-"""The Hugging Face token: where it is found, where it is stored, who it belongs to.
+"""The Hugging Face token: where it is found and where it is stored (who it belongs to:
+:mod:`traceagent.whoami`).
 
 Lookup order (:func:`find_token`): the ``HF_TOKEN`` environment variable, the system keyring
 (service ``traceagent``, username ``huggingface``), then huggingface_hub's own token file
@@ -10,8 +11,7 @@ not count); otherwise huggingface_hub's token file, written like ``hf auth login
 (file mode 0600, folder 0700), and the caller is told so.
 
 The token never appears in a log line, an exception message or a ``repr``; the only files
-holding it are the keyring and the token file. The ``whoami`` cache is keyed by a sha256
-digest and holds only the user name.
+holding it are the keyring and the token file.
 """
 
 from __future__ import annotations
@@ -19,13 +19,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import json
 import logging
 import os
 import re
-import tempfile
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,28 +31,23 @@ from traceagent.errors import UserError
 __all__ = [
     "KEYRING_SERVICE",
     "KEYRING_USERNAME",
-    "WHOAMI_TTL_S",
     "AuthError",
     "TokenInfo",
-    "WhoAmI",
+    "clean_token",
     "delete_token",
-    "fetch_whoami",
     "find_token",
     "hf_token_path",
     "keyring_backend_name",
     "scrub",
     "secure_keyring",
     "store_token",
-    "validate_token",
-    "whoami_cached",
+    "token_digest",
 ]
 
 logger = logging.getLogger(__name__)
 
 KEYRING_SERVICE = "traceagent"
 KEYRING_USERNAME = "huggingface"
-#: How long a cached ``whoami`` answer is trusted (the Hub rate-limits whoami strictly).
-WHOAMI_TTL_S = 12 * 3600.0
 #: Suffix of the file next to the token file that says traceagent wrote it (sha256 only).
 _OWNER_SUFFIX = ".traceagent-sha256"
 _TOKEN_LIKE = re.compile(r"\bhf_[A-Za-z0-9]{8,}\b")
@@ -81,7 +73,7 @@ class TokenInfo:
     @property
     def fingerprint(self) -> str:
         """A short, non-reversible id of the token (to notice that it changed)."""
-        return _digest(self.token)[:12]
+        return token_digest(self.token)[:12]
 
     def __repr__(self) -> str:
         return f"TokenInfo(token='***', source={self.source!r})"
@@ -89,22 +81,14 @@ class TokenInfo:
     __str__ = __repr__
 
 
-@dataclasses.dataclass(frozen=True)
-class WhoAmI:
-    """What the Hub says about a token."""
-
-    name: str
-    #: ``"write"``, ``"read"``, ``"fineGrained"``... or ``""`` when the Hub did not say.
-    role: str
-    orgs: tuple[str, ...] = ()
-
-
 # --------------------------------------------------------------------------- helpers
-def _digest(token: str, salt: str = "") -> str:
+def token_digest(token: str, salt: str = "") -> str:
+    """sha256 of ``token`` (with ``salt``): how caches and owner marks name a token."""
     return hashlib.sha256(f"{salt}\n{token}".encode() if salt else token.encode()).hexdigest()
 
 
-def _clean(token: str | None) -> str | None:
+def clean_token(token: str | None) -> str | None:
+    """``token`` without line breaks and surrounding blanks (``None`` when nothing is left)."""
     if token is None:
         return None
     return token.replace("\r", "").replace("\n", "").strip() or None
@@ -205,7 +189,7 @@ def _keyring_get() -> tuple[str, str] | None:
     except Exception as e:  # locked keyring, D-Bus trouble: a miss, not a crash
         logger.warning("could not read the token from the keyring (%s): %s", name, type(e).__name__)
         return None
-    token = _clean(value)
+    token = clean_token(value)
     return (token, name) if token else None
 
 
@@ -217,7 +201,7 @@ def find_token(environ: Mapping[str, str] | None = None) -> TokenInfo | None:
     """
     env = _env(environ)
     for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
-        value = _clean(env.get(var))
+        value = clean_token(env.get(var))
         if value:
             return TokenInfo(value, f"{var} environment variable")
     found = _keyring_get()
@@ -244,13 +228,13 @@ def _read_hf_token_file(path: Path, env: Mapping[str, str]) -> str | None:
             from huggingface_hub import constants, get_token
 
             if os.path.abspath(constants.HF_TOKEN_PATH) == os.path.abspath(path):
-                token = _clean(get_token())
+                token = clean_token(get_token())
                 if token:
                     return token
         except Exception as e:
             logger.debug("huggingface_hub.get_token() failed: %s", type(e).__name__)
     try:
-        return _clean(path.read_text(encoding="utf-8"))
+        return clean_token(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as e:
         logger.warning("could not read the token file %s: %s", path, type(e).__name__)
         return None
@@ -273,7 +257,7 @@ def store_token(token: str, environ: Mapping[str, str] | None = None) -> str:
     Raises :class:`ValueError` for an empty token and :class:`OSError` when even the file
     cannot be written.
     """
-    value = _clean(token)
+    value = clean_token(token)
     if not value:
         raise ValueError("the token is empty")
     backend = secure_keyring()
@@ -292,7 +276,7 @@ def store_token(token: str, environ: Mapping[str, str] | None = None) -> str:
     path = hf_token_path(environ)
     _write_secret(path, value)
     with contextlib.suppress(OSError):
-        _write_secret(path.with_name(path.name + _OWNER_SUFFIX), _digest(value) + "\n")
+        _write_secret(path.with_name(path.name + _OWNER_SUFFIX), token_digest(value) + "\n")
     logger.warning("no system keyring is available: stored the Hugging Face token in %s (mode 0600)", path)
     return f"huggingface_hub token file ({path}), mode 0600: no system keyring is available"
 
@@ -319,8 +303,8 @@ def delete_token(environ: Mapping[str, str] | None = None, *, hf_token_file: boo
     if hf_token_file is not False and path.is_file():
         ours = False
         try:
-            current = _clean(path.read_text(encoding="utf-8"))
-            ours = current is not None and owner.read_text(encoding="utf-8").strip() == _digest(current)
+            current = clean_token(path.read_text(encoding="utf-8"))
+            ours = current is not None and owner.read_text(encoding="utf-8").strip() == token_digest(current)
         except OSError:
             pass
         if hf_token_file or ours:
@@ -333,138 +317,3 @@ def delete_token(environ: Mapping[str, str] | None = None, *, hf_token_file: boo
         if not path.exists():
             owner.unlink(missing_ok=True)
     return removed
-
-
-def fetch_whoami(token: str, *, endpoint: str | None) -> WhoAmI:
-    """Ask the Hub who ``token`` belongs to (no cache; whoami is rate-limited: prefer
-    :func:`whoami_cached`). Raises :class:`AuthError`."""
-    from huggingface_hub import HfApi
-
-    from traceagent import __version__
-    from traceagent.sinks.hub import hub_errors, install_http_timeouts
-
-    install_http_timeouts()
-    base = (endpoint or "").rstrip("/") or None
-    api = HfApi(endpoint=base, library_name="traceagent", library_version=__version__)
-    where = api.endpoint
-    try:
-        data = api.whoami(token=token)
-    except hub_errors() as e:
-        raise _auth_error(e, where, token) from None
-    name = str(data.get("name") or "")
-    if not name:
-        raise AuthError(f"{where} answered whoami without a user name.", reason="server")
-    role = str(((data.get("auth") or {}).get("accessToken") or {}).get("role") or "")
-    orgs = tuple(str(o.get("name")) for o in data.get("orgs") or [] if isinstance(o, dict) and o.get("name"))
-    return WhoAmI(name=name, role=role, orgs=orgs)
-
-
-def _auth_error(e: BaseException, where: str, token: str) -> AuthError:
-    status = getattr(getattr(e, "response", None), "status_code", None)
-    if status == 401:
-        return AuthError(
-            "Hugging Face rejected the token (401): it is invalid, expired or was revoked. "
-            "Create a new one at https://huggingface.co/settings/tokens (with write access).",
-            reason="invalid",
-        )
-    if status == 403:
-        return AuthError("Hugging Face refused the token (403).", reason="forbidden")
-    if status == 429:
-        return AuthError(
-            "Hugging Face is rate-limiting sign-in checks (429); wait a few minutes and try again.",
-            reason="rate_limited",
-        )
-    if isinstance(status, int):
-        return AuthError(
-            f"Hugging Face answered {status} when checking the token; try again later.", reason="server"
-        )
-    detail = scrub(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", token).rstrip(": ")
-    return AuthError(
-        f"Could not reach Hugging Face at {where} ({detail}). Check the network connection and try again.",
-        reason="network",
-    )
-
-
-def validate_token(
-    token: str, endpoint: str | None, *, fetch: Callable[[str, str | None], WhoAmI] | None = None
-) -> str:
-    """Check ``token`` with the Hub and return the user name (``fetch`` as in
-    :func:`whoami_cached`).
-
-    Raises :class:`AuthError`: ``reason="invalid"`` on a 401, ``"network"`` when the Hub
-    cannot be reached, ``"forbidden"`` for a read-only token (traceagent must write).
-    """
-    value = _clean(token)
-    if not value:
-        raise AuthError("The token is empty.", reason="invalid")
-    who = fetch(value, endpoint) if fetch is not None else fetch_whoami(value, endpoint=endpoint)
-    if who.role == "read":
-        raise AuthError(
-            f"This token of {who.name} is read-only; traceagent needs a token with write access "
-            "(https://huggingface.co/settings/tokens).",
-            reason="forbidden",
-        )
-    return who.name
-
-
-def whoami_cached(
-    token: str,
-    *,
-    endpoint: str | None,
-    cache_dir: Path,
-    ttl: float = WHOAMI_TTL_S,
-    fetch: Callable[[str, str | None], WhoAmI] | None = None,
-) -> str:
-    """The user name of ``token``, from a cache in ``cache_dir`` younger than ``ttl``
-    seconds, else from the Hub (then cached). The cache file holds only sha256 digests and
-    names. A 401 drops the cached entry and raises :class:`AuthError`. ``fetch(token,
-    endpoint)`` asks the Hub (default :func:`fetch_whoami`; the daemon asks its upload
-    worker)."""
-    value = _clean(token)
-    if not value:
-        raise AuthError("The token is empty.", reason="invalid")
-    base = (endpoint or "").rstrip("/")
-    if not base:
-        from huggingface_hub import constants
-
-        base = constants.ENDPOINT.rstrip("/")
-    key = _digest(value, salt=base)
-    path = Path(cache_dir) / "whoami.json"
-    entries = _load_cache(path)
-    now = time.time()
-    entry = entries.get(key)
-    if (
-        isinstance(entry, dict)
-        and isinstance(entry.get("name"), str)
-        and 0 <= now - float(entry.get("at", 0)) < ttl
-    ):
-        return str(entry["name"])
-    try:
-        who = fetch(value, base) if fetch is not None else fetch_whoami(value, endpoint=base)
-    except AuthError as e:
-        if e.reason == "invalid" and entries.pop(key, None) is not None:
-            _save_cache(path, entries)
-        raise
-    entries = {k: v for k, v in entries.items() if isinstance(v, dict) and now - float(v.get("at", 0)) < ttl}
-    entries[key] = {"name": who.name, "at": now}
-    _save_cache(path, entries)
-    return who.name
-
-
-def _load_cache(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _save_cache(path: Path, entries: Mapping[str, Any]) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".whoami-", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(entries, f)
-        os.replace(tmp, path)
-    except OSError as e:
-        logger.debug("could not write the whoami cache %s: %s", path, type(e).__name__)

@@ -438,7 +438,7 @@ def cmd_login(args: argparse.Namespace) -> int:
     """``traceagent login [--token-stdin]``."""
     import getpass
 
-    from traceagent import auth
+    from traceagent import auth, whoami
     from traceagent.app import hf_endpoint
 
     ctx = _ctx()
@@ -450,7 +450,7 @@ def cmd_login(args: argparse.Namespace) -> int:
     if not token:
         raise UserError("No token given.")
     try:
-        name = auth.validate_token(token, endpoint=hf_endpoint(ctx))
+        name = whoami.validate_token(token, endpoint=hf_endpoint(ctx))
     except auth.AuthError as e:
         raise UserError(e.message) from None
     where = auth.store_token(token)
@@ -484,7 +484,7 @@ def cmd_logout(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """``traceagent doctor``: every check on one line."""
-    from traceagent import auth, doctor
+    from traceagent import auth, doctor, whoami
     from traceagent.app import DEFAULT_BUCKET, hf_endpoint
 
     ctx = _ctx()
@@ -492,7 +492,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     dest = ctx.settings.destination
     if not dest and token_info is not None:
         try:
-            name = auth.whoami_cached(
+            name = whoami.whoami_cached(
                 token_info.token, endpoint=hf_endpoint(ctx), cache_dir=ctx.paths.state_dir
             )
             dest = f"hf://buckets/{name}/{DEFAULT_BUCKET}"

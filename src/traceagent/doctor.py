@@ -19,14 +19,8 @@ import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from traceagent.auth import (
-    AuthError,
-    TokenInfo,
-    fetch_whoami,
-    keyring_backend_name,
-    scrub,
-    secure_keyring,
-)
+from traceagent.auth import AuthError, TokenInfo, keyring_backend_name, scrub, secure_keyring
+from traceagent.whoami import fetch_whoami
 
 __all__ = [
     "INOTIFY_MIN_INSTANCES",

@@ -35,10 +35,11 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
-from traceagent.auth import AuthError, WhoAmI
+from traceagent.auth import AuthError
 from traceagent.sinks.base import ErrorKind, Sink, SinkError, UploadItem
 from traceagent.sinks.hf import HfSink
 from traceagent.sinks.worker_child import SinkSpec, serve
+from traceagent.whoami import WhoAmI
 
 __all__ = ["IDLE_EXIT_S", "HubWorker", "WorkerSink"]
 

@@ -122,7 +122,7 @@ def _token_of(op: str, args: tuple[Any, ...]) -> str | None:
 
 def _run(op: str, args: tuple[Any, ...], sinks: dict[tuple[tuple[str, Any], ...], HfSink]) -> Any:
     if op == "whoami":
-        from traceagent.auth import fetch_whoami
+        from traceagent.whoami import fetch_whoami
 
         token, endpoint = args
         return fetch_whoami(token, endpoint=endpoint)
