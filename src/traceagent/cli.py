@@ -96,7 +96,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     multiprocessing.freeze_support()  # a frozen (PyInstaller) app is also the upload worker
     args = build_parser().parse_args(argv)
     command = args.command or "run"
-    handler = globals()[f"cmd_{command.replace('-', '_')}"]
+    name = f"cmd_{command.replace('-', '_')}"
+    if name in globals():
+        handler = globals()[name]
+    else:  # account and machine set-up: login, logout, doctor, autostart, redact
+        from traceagent import cli_setup
+
+        handler = getattr(cli_setup, name)
     try:
         return int(handler(args))
     except UserError as e:
@@ -113,13 +119,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 # -- commands ------------------------------------------------------------------------------------
 
 
-def _ctx() -> Any:
+def load_ctx() -> Any:
+    """Settings, paths and environment for this invocation."""
     from traceagent.app import load_context
 
     return load_context()
 
 
-def _daemon(ctx: Any, cmd: str, **kw: Any) -> dict[str, Any] | None:
+def ask_daemon(ctx: Any, cmd: str, **kw: Any) -> dict[str, Any] | None:
     """Ask the running daemon; None when it is not running."""
     from traceagent import control
 
@@ -148,7 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from traceagent.errors import AlreadyRunningError
     from traceagent.logsetup import setup_logging
 
-    ctx = _ctx()
+    ctx = load_ctx()
     ctx.paths.ensure()
     setup_logging(ctx.paths.log_file, ctx.settings.log_level, stderr=sys.stderr.isatty() or args.headless)
     try:
@@ -167,7 +174,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from traceagent.errors import AlreadyRunningError
     from traceagent.logsetup import setup_logging
 
-    ctx = _ctx()
+    ctx = load_ctx()
     ctx.paths.ensure()
     setup_logging(ctx.paths.log_file, ctx.settings.log_level, stderr=False)
     if args.dry_run:
@@ -200,34 +207,34 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def _dry_run(ctx: Any) -> int:
-    from pathlib import Path
-
+    """What ``sync`` would send: the same comparison with the ledger as the daemon's scans."""
     from traceagent.agents import BY_NAME
-    from traceagent.catchup import enabled_roots
+    from traceagent.catchup import changed_files, enabled_roots
     from traceagent.sinks.keys import make_key
     from traceagent.state import StateDB
-    from traceagent.watcher import match_root, scan_root
+    from traceagent.watcher import match_root
 
     db = StateDB(ctx.paths.state_db)
     known = db.checked_stats()
-    up = {r.path: r for r in (db.row(p) for p in known) if r is not None}
     n = 0
     for root in enabled_roots(ctx.settings, ctx.environ):
         if not root.path.is_dir():
             continue
-        for path, st in scan_root(root):
-            ck = known.get(str(path))
-            if ck and ck[0] == st.st_size and ck[1] == st.st_mtime_ns:
-                continue
-            m = match_root([root], Path(path))
+        queue, _ = changed_files(root, root.path, known)
+        for path in queue:
+            m = match_root([root], path)
             assert m is not None
-            row = up.get(str(path))
             if BY_NAME[root.agent].exports:
                 # Stores are converted, never uploaded: say what happens to them.
                 print(f"export {root.remote}/ sessions from {path}")
             else:
+                row = db.row(str(path))
                 what = "update" if row is not None and row.up_size else "new"
-                print(f"{what:6} {make_key(root.remote, m[1])}  ({st.st_size:,} bytes)")
+                try:
+                    size = f"{path.stat().st_size:,} bytes"
+                except OSError:
+                    size = "vanished"
+                print(f"{what:6} {make_key(root.remote, m[1])}  ({size})")
             n += 1
     db.close()
     print(f"{n} file(s) would be uploaded.")
@@ -235,14 +242,14 @@ def _dry_run(ctx: Any) -> int:
 
 
 def _sync_via_daemon(ctx: Any) -> int:
-    if _daemon(ctx, "sync_now") is None:
+    if ask_daemon(ctx, "sync_now") is None:
         raise UserError("traceagent stopped while asked to sync; run `traceagent sync` again.")
     print("traceagent is running; asked it to sync now.")
     deadline = time.monotonic() + 600
     time.sleep(1.0)  # let the daemon take the request (rescan) before judging its state
     while time.monotonic() < deadline:
         time.sleep(0.5)
-        reply = _daemon(ctx, "status")
+        reply = ask_daemon(ctx, "status")
         if reply is None:
             raise UserError("traceagent stopped while syncing; run `traceagent sync` again.")
         st = reply["status"]
@@ -313,8 +320,8 @@ def _status_offline(ctx: Any) -> dict[str, Any]:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """``traceagent status [--json]``."""
-    ctx = _ctx()
-    reply = _daemon(ctx, "status")
+    ctx = load_ctx()
+    reply = ask_daemon(ctx, "status")
     st = reply["status"] if reply else _status_offline(ctx)
     if args.json:
         print(json.dumps(st, indent=2, ensure_ascii=False))
@@ -359,7 +366,7 @@ def cmd_agents(args: argparse.Namespace) -> int:
     from traceagent.agents import AGENTS, home_dir
     from traceagent.watcher import scan_root
 
-    ctx = _ctx()
+    ctx = load_ctx()
     home = home_dir(ctx.environ)
     found = False
     for agent in AGENTS:
@@ -385,8 +392,8 @@ def cmd_agents(args: argparse.Namespace) -> int:
 
 def cmd_open_last(args: argparse.Namespace) -> int:
     """``traceagent open-last [--print]``."""
-    ctx = _ctx()
-    reply = _daemon(ctx, "status")
+    ctx = load_ctx()
+    reply = ask_daemon(ctx, "status")
     st = reply["status"] if reply else _status_offline(ctx)
     lt = st.get("last_trace")
     if not lt:
@@ -403,9 +410,9 @@ def cmd_open_last(args: argparse.Namespace) -> int:
 
 def cmd_pause(args: argparse.Namespace) -> int:
     """``traceagent pause [--for DURATION]``."""
-    ctx = _ctx()
+    ctx = load_ctx()
     until = time.time() + parse_duration(args.duration) if args.duration else None
-    if _daemon(ctx, "pause", until=until) is None:
+    if ask_daemon(ctx, "pause", until=until) is None:
         from traceagent.state import StateDB
 
         db = StateDB(ctx.paths.state_db)
@@ -421,8 +428,8 @@ def cmd_pause(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     """``traceagent resume``."""
-    ctx = _ctx()
-    if _daemon(ctx, "resume") is None:
+    ctx = load_ctx()
+    if ask_daemon(ctx, "resume") is None:
         from traceagent.state import StateDB
 
         db = StateDB(ctx.paths.state_db)
@@ -431,149 +438,6 @@ def cmd_resume(args: argparse.Namespace) -> int:
         print("traceagent is not running; it will sync when it starts.")
     else:
         print("Sync resumed.")
-    return 0
-
-
-def cmd_login(args: argparse.Namespace) -> int:
-    """``traceagent login [--token-stdin]``."""
-    import getpass
-
-    from traceagent import auth, whoami
-    from traceagent.app import hf_endpoint
-
-    ctx = _ctx()
-    if args.token_stdin:
-        token = sys.stdin.readline().strip()
-    else:
-        print("Create a token with write access at https://huggingface.co/settings/tokens")
-        token = getpass.getpass("Hugging Face token (input hidden): ").strip()
-    if not token:
-        raise UserError("No token given.")
-    try:
-        name = whoami.validate_token(token, endpoint=hf_endpoint(ctx))
-    except auth.AuthError as e:
-        raise UserError(e.message) from None
-    where = auth.store_token(token)
-    print(f"Signed in as {name}. Token stored in {where}.")
-    if _daemon(ctx, "reload") is not None:
-        print("The running traceagent picked up the new token.")
-    return 0
-
-
-def cmd_logout(args: argparse.Namespace) -> int:
-    """``traceagent logout``."""
-    from traceagent import auth
-
-    ctx = _ctx()
-    removed = auth.delete_token()
-    if removed:
-        print("Removed the token from " + ", ".join(removed) + ".")
-    else:
-        print("No stored traceagent token was found.")
-    still = auth.find_token(ctx.environ)
-    if still is not None:
-        print(f"Note: a token is still found in {still.source}; traceagent keeps using it.")
-    if _daemon(ctx, "signed_out") is None:
-        from traceagent.state import StateDB
-
-        db = StateDB(ctx.paths.state_db)
-        db.put("signed_out", "1")  # an explicit sign-out: the local folder is fine from now on
-        db.close()
-    return 0
-
-
-def cmd_doctor(args: argparse.Namespace) -> int:
-    """``traceagent doctor``: every check on one line."""
-    from traceagent import auth, doctor, whoami
-    from traceagent.app import DEFAULT_BUCKET, hf_endpoint
-
-    ctx = _ctx()
-    token_info = auth.find_token(ctx.environ)
-    dest = ctx.settings.destination
-    if not dest and token_info is not None:
-        try:
-            name = whoami.whoami_cached(
-                token_info.token, endpoint=hf_endpoint(ctx), cache_dir=ctx.paths.state_dir
-            )
-            dest = f"hf://buckets/{name}/{DEFAULT_BUCKET}"
-        except auth.AuthError:
-            dest = None
-    checks = doctor.run_checks(
-        token_info=token_info,
-        destination=dest or str(ctx.paths.default_bucket_dir),
-        endpoint=hf_endpoint(ctx),
-        probe=True,
-        allow_public=ctx.settings.allow_public,
-        environ=ctx.environ,
-    )
-    if token_info is None and not ctx.settings.destination:
-        # No account is a supported setup (the local folder), not a failure.
-        checks = [
-            doctor.Check(
-                c.name,
-                None,
-                "no token: traces are kept in the local folder; sign in to sync them to Hugging Face",
-            )
-            if c.name == "token"
-            else c
-            for c in checks
-        ]
-    bad = 0
-    for c in checks:
-        mark = {True: "ok  ", False: "FAIL", None: "info"}[c.ok]
-        bad += c.ok is False
-        print(f"[{mark}] {c.name}: {c.detail}")
-    return 1 if bad else 0
-
-
-def cmd_autostart(args: argparse.Namespace) -> int:
-    """``traceagent autostart enable|disable|status``."""
-    from traceagent import autostart
-
-    try:
-        if args.action == "enable":
-            st = autostart.enable(headless=args.headless)
-        elif args.action == "disable":
-            st = autostart.disable()
-        else:
-            st = autostart.status()
-    except (OSError, ValueError) as e:
-        raise UserError(f"Could not {args.action} start at login: {e}") from None
-    print(
-        ("Start at login: on" if st.enabled else "Start at login: off") + (f" ({st.path})" if st.path else "")
-    )
-    if st.detail:
-        print(f"  {st.detail}")
-    return 0
-
-
-def cmd_redact(args: argparse.Namespace) -> int:
-    """``traceagent redact FILE``: what would be hidden (masked, never in full)."""
-    from pathlib import Path
-
-    from traceagent import auth
-    from traceagent.redact import Redactor, preview_file
-
-    ctx = _ctx()
-    path = Path(args.file)
-    if not path.is_file():
-        raise UserError(f"{path}: no such file.")
-    token = auth.find_token(ctx.environ)
-    redactor = Redactor.from_settings(
-        extra_rules=ctx.settings.redact_rules,
-        allowlist=ctx.settings.redact_allowlist,
-        environ=ctx.environ,
-        extra_values=[token.token] if token else [],
-    )
-    counts: dict[str, int] = {}
-    for f in preview_file(path, redactor):
-        counts[f.rule] = counts.get(f.rule, 0) + 1
-        print(f"line {f.line_no}: {f.rule}: {f.masked}")
-    if not counts:
-        print(f"No secrets found in {path} (engine: {redactor.engine_name}).")
-    else:
-        summary = ", ".join(f"{n} {r}" for r, n in sorted(counts.items()))
-        print(f"{sum(counts.values())} secret(s) would be redacted: {summary}.")
     return 0
 
 

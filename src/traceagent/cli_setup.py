@@ -1,0 +1,157 @@
+"""``traceagent login | logout | doctor | autostart | redact``: account and machine set-up.
+
+The sync and daemon commands are in :mod:`traceagent.cli`, which dispatches here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from traceagent.cli import ask_daemon, load_ctx
+from traceagent.errors import UserError
+
+__all__ = ["cmd_autostart", "cmd_doctor", "cmd_login", "cmd_logout", "cmd_redact"]
+
+
+def cmd_login(args: argparse.Namespace) -> int:
+    """``traceagent login [--token-stdin]``."""
+    import getpass
+
+    from traceagent import auth, whoami
+    from traceagent.app import hf_endpoint
+
+    ctx = load_ctx()
+    if args.token_stdin:
+        token = sys.stdin.readline().strip()
+    else:
+        print("Create a token with write access at https://huggingface.co/settings/tokens")
+        token = getpass.getpass("Hugging Face token (input hidden): ").strip()
+    if not token:
+        raise UserError("No token given.")
+    try:
+        name = whoami.validate_token(token, endpoint=hf_endpoint(ctx))
+    except auth.AuthError as e:
+        raise UserError(e.message) from None
+    where = auth.store_token(token)
+    print(f"Signed in as {name}. Token stored in {where}.")
+    if ask_daemon(ctx, "reload") is not None:
+        print("The running traceagent picked up the new token.")
+    return 0
+
+
+def cmd_logout(args: argparse.Namespace) -> int:
+    """``traceagent logout``."""
+    from traceagent import auth
+
+    ctx = load_ctx()
+    removed = auth.delete_token()
+    if removed:
+        print("Removed the token from " + ", ".join(removed) + ".")
+    else:
+        print("No stored traceagent token was found.")
+    still = auth.find_token(ctx.environ)
+    if still is not None:
+        print(f"Note: a token is still found in {still.source}; traceagent keeps using it.")
+    if ask_daemon(ctx, "signed_out") is None:
+        from traceagent.state import StateDB
+
+        db = StateDB(ctx.paths.state_db)
+        db.put("signed_out", "1")  # an explicit sign-out: the local folder is fine from now on
+        db.close()
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """``traceagent doctor``: every check on one line."""
+    from traceagent import auth, doctor, whoami
+    from traceagent.app import DEFAULT_BUCKET, hf_endpoint
+
+    ctx = load_ctx()
+    token_info = auth.find_token(ctx.environ)
+    dest = ctx.settings.destination
+    if not dest and token_info is not None:
+        try:
+            name = whoami.whoami_cached(
+                token_info.token, endpoint=hf_endpoint(ctx), cache_dir=ctx.paths.state_dir
+            )
+            dest = f"hf://buckets/{name}/{DEFAULT_BUCKET}"
+        except auth.AuthError:
+            dest = None
+    checks = doctor.run_checks(
+        token_info=token_info,
+        destination=dest or str(ctx.paths.default_bucket_dir),
+        endpoint=hf_endpoint(ctx),
+        probe=True,
+        allow_public=ctx.settings.allow_public,
+        environ=ctx.environ,
+    )
+    if token_info is None and not ctx.settings.destination:
+        # No account is a supported setup (the local folder), not a failure.
+        checks = [
+            doctor.Check(
+                c.name,
+                None,
+                "no token: traces are kept in the local folder; sign in to sync them to Hugging Face",
+            )
+            if c.name == "token"
+            else c
+            for c in checks
+        ]
+    bad = 0
+    for c in checks:
+        mark = {True: "ok  ", False: "FAIL", None: "info"}[c.ok]
+        bad += c.ok is False
+        print(f"[{mark}] {c.name}: {c.detail}")
+    return 1 if bad else 0
+
+
+def cmd_autostart(args: argparse.Namespace) -> int:
+    """``traceagent autostart enable|disable|status``."""
+    from traceagent import autostart
+
+    try:
+        if args.action == "enable":
+            st = autostart.enable(headless=args.headless)
+        elif args.action == "disable":
+            st = autostart.disable()
+        else:
+            st = autostart.status()
+    except (OSError, ValueError) as e:
+        raise UserError(f"Could not {args.action} start at login: {e}") from None
+    print(
+        ("Start at login: on" if st.enabled else "Start at login: off") + (f" ({st.path})" if st.path else "")
+    )
+    if st.detail:
+        print(f"  {st.detail}")
+    return 0
+
+
+def cmd_redact(args: argparse.Namespace) -> int:
+    """``traceagent redact FILE``: what would be hidden (masked, never in full)."""
+    from pathlib import Path
+
+    from traceagent import auth
+    from traceagent.redact import Redactor, preview_file
+
+    ctx = load_ctx()
+    path = Path(args.file)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file.")
+    token = auth.find_token(ctx.environ)
+    redactor = Redactor.from_settings(
+        extra_rules=ctx.settings.redact_rules,
+        allowlist=ctx.settings.redact_allowlist,
+        environ=ctx.environ,
+        extra_values=[token.token] if token else [],
+    )
+    counts: dict[str, int] = {}
+    for f in preview_file(path, redactor):
+        counts[f.rule] = counts.get(f.rule, 0) + 1
+        print(f"line {f.line_no}: {f.rule}: {f.masked}")
+    if not counts:
+        print(f"No secrets found in {path} (engine: {redactor.engine_name}).")
+    else:
+        summary = ", ".join(f"{n} {r}" for r, n in sorted(counts.items()))
+        print(f"{sum(counts.values())} secret(s) would be redacted: {summary}.")
+    return 0
