@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from traceagent import tray, traymodel
+from traceagent import tray, traybackend, traymodel
 from traceagent.status import SyncState
 from traceagent.traymodel import Action, ActionKind
 from tray_e2e_app import FakeEngine
@@ -58,7 +58,7 @@ def _typelibs(*present: str) -> Callable[[str, str], bool]:
 def test_choose_backend(
     env: dict[str, str], platform: str, gi: bool, typelibs: tuple[str, ...], expected: str | None
 ) -> None:
-    backend, reason = tray.choose_backend(env, platform, gi_available=gi, typelib=_typelibs(*typelibs))
+    backend, reason = traybackend.choose_backend(env, platform, gi_available=gi, typelib=_typelibs(*typelibs))
     assert backend == expected, reason
     assert reason
 
@@ -66,7 +66,7 @@ def test_choose_backend(
 def test_systemd_user_bus_counts_as_a_session_bus(tmp_path: Path) -> None:
     (tmp_path / "bus").touch()
     env = {"DISPLAY": ":0", "XDG_RUNTIME_DIR": str(tmp_path)}
-    assert tray.choose_backend(env, "linux", gi_available=True, typelib=_typelibs("Gtk"))[0] == "gtk"
+    assert traybackend.choose_backend(env, "linux", gi_available=True, typelib=_typelibs("Gtk"))[0] == "gtk"
 
 
 def test_run_tray_headless_returns_false(
@@ -87,7 +87,7 @@ def test_run_tray_without_a_tray_host(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(tray, "choose_backend", lambda: ("appindicator", "detected"))
-    monkeypatch.setattr(tray, "tray_host_present", lambda backend: False)
+    monkeypatch.setattr(traybackend, "tray_host_present", lambda backend: False)
     with caplog.at_level("WARNING", logger="traceagent.tray"):
         assert tray.run_tray(FakeEngine(), host_wait=0) is False
     assert "AppIndicator extension" in caplog.text
