@@ -416,10 +416,13 @@ def test_links() -> None:
     assert sink.url_for("claude/p/a b#1.jsonl") == (
         "https://huggingface.co/buckets/alice/agent-sessions/tree/laptop/claude/p/a%20b%231.jsonl"
     )
-    assert sink.browse_url() == "https://huggingface.co/buckets/alice/agent-sessions"
+    # "the destination" is the prefix folder; the bucket page stays reachable (settings link)
+    assert sink.browse_url() == "https://huggingface.co/buckets/alice/agent-sessions/tree/laptop"
+    assert sink.bucket_page() == "https://huggingface.co/buckets/alice/agent-sessions"
     assert sink.location == URI
     root = HfSink(f"hf://buckets/{BUCKET}", token=SECRET, endpoint="http://127.0.0.1:9/")
     assert root.url_for("x.jsonl") == "http://127.0.0.1:9/buckets/alice/agent-sessions/tree/x.jsonl"
+    assert root.browse_url() == "http://127.0.0.1:9/buckets/alice/agent-sessions"
 
 
 def test_url_template() -> None:

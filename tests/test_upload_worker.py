@@ -105,7 +105,13 @@ def test_links_are_huggingface_hub_s_own(worker: HubWorker, fake_hub: FakeHub) -
         endpoint=fake_hub.endpoint
     )
     assert sink.url_for("claude/p/a b#c.jsonl") == expected == before
-    assert sink.browse_url() == parse_hf_uri(f"hf://buckets/{BUCKET}").to_url(endpoint=fake_hub.endpoint)
+    # the destination is the prefix folder; the bucket page is huggingface_hub's own
+    assert sink.browse_url() == parse_hf_uri(f"hf://buckets/{BUCKET}/laptop").to_url(
+        endpoint=fake_hub.endpoint
+    )
+    assert sink._local.bucket_page() == parse_hf_uri(f"hf://buckets/{BUCKET}").to_url(
+        endpoint=fake_hub.endpoint
+    )
 
 
 @settings(max_examples=300, deadline=None)
@@ -307,6 +313,8 @@ def test_daemon_never_loads_hf_xet_and_survives_a_killed_worker(
     assert wait_for(
         lambda: _status(env)["state"] == "up_to_date" and _status(env)["uploaded"] == len(expected), 90
     )
+    st = _status(env)
+    assert st["destination_url"] == f"{fake_hub.endpoint}/buckets/{BUCKET}"  # the tray's "Open bucket"
     workers = _children(p.pid)
     assert len(workers) == 1, workers
     worker_pid = workers[0]

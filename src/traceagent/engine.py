@@ -520,6 +520,7 @@ class Engine:
             uploaded=counts.get("ok", 0) + counts.get("gone", 0),
             destination=sink.location if sink else (self.settings.destination or ""),
             destination_kind=sink.kind if sink else "",
+            destination_url=self._browse_url(sink),
             agents=tuple(self.agents()),
             last_upload_at=float(last) if last else None,
             last_error=self._auth_error
@@ -580,6 +581,13 @@ class Engine:
                 )
             )
         return out
+
+    @staticmethod
+    def _browse_url(sink: Sink | None) -> str:
+        try:
+            return sink.browse_url() if sink else ""
+        except (ValueError, KeyError, IndexError):
+            return ""
 
     def _url_for(self, key: str) -> str:
         sink = self._sink

@@ -84,6 +84,9 @@ class Status:
     next_retry_at: float | None = None
     pid: int | None = None
     running: bool = True
+    #: A browser link to the destination (the bucket or prefix page, or the folder's file://
+    #: URL), from the sink; "" before the sink exists.
+    destination_url: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The object ``traceagent status --json`` prints."""
@@ -96,6 +99,7 @@ class Status:
             "uploaded": self.uploaded,
             "destination": self.destination,
             "destination_kind": self.destination_kind,
+            "destination_url": self.destination_url,
             "agents": [a.to_json() for a in self.agents],
             "last_upload_at": self.last_upload_at,
             "last_error": self.last_error,
@@ -121,6 +125,7 @@ class Status:
             uploaded=int(d["uploaded"]),
             destination=d["destination"],
             destination_kind=d.get("destination_kind", ""),
+            destination_url=d.get("destination_url") or "",
             agents=tuple(
                 AgentInfo(
                     name=a["name"],

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import quote
 
 from traceagent.icons import IconState
 from traceagent.status import Status, SyncState, TraceInfo
@@ -283,19 +284,15 @@ def notices(status: Status) -> list[Notice]:
 
 
 def destination_url(destination: str) -> str | None:
-    """A browser URL for the destination: the bucket page, or the local folder's file:// URL."""
+    """A browser URL for a destination the engine has no sink for yet (the engine's own,
+    ``Status.destination_url``, knows the configured endpoint): the bucket page on
+    huggingface.co, or the local folder's file:// URL."""
     if destination.startswith("hf://"):
-        try:
-            from huggingface_hub import parse_hf_uri
-
-            return str(parse_hf_uri(destination).to_url())
-        except Exception:  # an odd URI or an old huggingface_hub: build it by hand
-            rest = destination[len("hf://") :].strip("/")
-            parts = rest.split("/")
-            if len(parts) < 3 or parts[0] != "buckets":
-                return None
-            base = f"https://huggingface.co/buckets/{parts[1]}/{parts[2]}"
-            return base + ("/tree/" + "/".join(parts[3:]) if len(parts) > 3 else "")
+        parts = destination[len("hf://") :].strip("/").split("/")
+        if len(parts) < 3 or parts[0] != "buckets":
+            return None
+        base = f"https://huggingface.co/buckets/{parts[1]}/{parts[2]}"
+        return base + ("/tree/" + quote("/".join(parts[3:]), safe="/") if len(parts) > 3 else "")
     if destination.startswith("file://"):
         return destination
     if not destination:
@@ -374,7 +371,7 @@ def build_model(inputs: TrayInputs) -> TrayModel:
     status = inputs.status
     line = status_line(status, inputs.now)
     last = status.last_trace
-    bucket_url = destination_url(status.destination)
+    bucket_url = status.destination_url or destination_url(status.destination)
     local = is_local(status)
     autostart = inputs.autostart
 

@@ -160,7 +160,8 @@ class HfSink(Sink):
         :meth:`learn_viewer_routes`); until then the same route is built here, so that a
         status request never imports huggingface_hub into the daemon (15 MB).
         """
-        path = quote(self.remote_key(key.strip("/")), safe="/")
+        key = key.strip("/")
+        path = quote(self.remote_key(key) if key else self.prefix, safe="/")  # "": the prefix folder
         if self._url_template is not None:
             return self._url_template.format(
                 namespace=self.namespace, bucket=self.bucket, path=path, endpoint=self.endpoint
@@ -170,6 +171,10 @@ class HfSink(Sink):
         return f"{self.endpoint}/buckets/{self.bucket_id}/tree/{path}"
 
     def browse_url(self) -> str:
+        """The destination's page: the bucket's landing page, or its prefix folder."""
+        return self.url_for("") if self.prefix else self.bucket_page()
+
+    def bucket_page(self) -> str:
         """The bucket's landing page."""
         if self._routes is not None:
             return self._routes.bucket
@@ -242,7 +247,7 @@ class HfSink(Sink):
             raise SinkError(
                 f"Bucket {self.bucket_id} is public: traceagent will not upload session traces (they hold "
                 f"prompts, code and maybe secrets) to a public bucket. Make it private in its settings "
-                f"({self.browse_url()}/settings), or set allow_public = true if you really mean it.",
+                f"({self.bucket_page()}/settings), or set allow_public = true if you really mean it.",
                 kind=ErrorKind.FATAL,
             )
         if not info.private:
