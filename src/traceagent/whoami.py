@@ -3,7 +3,7 @@
 The Hub rate-limits ``whoami`` strictly, so the daemon asks at most every
 :data:`WHOAMI_TTL_S` per token; the cache is keyed by a sha256 digest of the token and
 holds only the user name. In the daemon the question is asked in the upload worker process
-(``fetch=``), so the daemon never imports huggingface_hub.
+(``fetch=``), so the daemon never imports huggingface_hub's client.
 """
 
 from __future__ import annotations
