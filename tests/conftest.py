@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -118,6 +121,51 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def start_daemon(env: dict[str, str]) -> subprocess.Popen[str]:
+    """``traceagent run --headless`` in the isolated environment (stderr kept for asserts)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "traceagent", "run", "--headless"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def stop_daemon(p: subprocess.Popen[str], sig: int = signal.SIGTERM) -> str:
+    """Stop a daemon as a user or service manager would; asserts a clean exit, returns stderr."""
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    return err
+
+
+def status_json(env: dict[str, str]) -> dict[str, Any]:
+    """``traceagent status --json``, parsed."""
+    r = run_cli(env, "status", "--json")
+    assert r.returncode == 0, r.stderr
+    return dict(json.loads(r.stdout))
+
+
+@pytest.fixture
+def daemons(env: dict[str, str]) -> Iterator[Callable[[dict[str, str]], subprocess.Popen[str]]]:
+    """Start daemons with :func:`start_daemon`; any still running at the end is stopped."""
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(run_env: dict[str, str]) -> subprocess.Popen[str]:
+        procs.append(start_daemon(run_env))
+        return procs[-1]
+
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(60)
+            except subprocess.TimeoutExpired:
+                p.kill()
 
 
 @pytest.fixture

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from conftest import lay_out_corpus, run_cli, wait_for, write_config
+from conftest import (
+    lay_out_corpus,
+    run_cli,
+    start_daemon,
+    wait_for,
+    write_config,
+)
 
 
 def test_malformed_config_is_a_clear_message_not_a_traceback(env: dict[str, str]) -> None:
@@ -64,13 +68,7 @@ def test_pause_and_resume_without_a_daemon(env: dict[str, str]) -> None:
 
 def test_one_daemon_per_config_and_control_channel(env: dict[str, str]) -> None:
     write_config(env, "debounce_seconds = 0.3\nmax_delay_seconds = 1\n")
-    p = subprocess.Popen(
-        [sys.executable, "-m", "traceagent", "run", "--headless"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    p = start_daemon(env)
     try:
         assert wait_for(
             lambda: json.loads(run_cli(env, "status", "--json").stdout or "{}").get("running"), 30

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CORPUS, bucket_dir, remote_files, run_cli, wait_for, write_config
+from conftest import CORPUS, bucket_dir, remote_files, run_cli, start_daemon, wait_for, write_config
 from traceagent.app import build_engine, load_context
 
 
@@ -69,13 +69,7 @@ def test_sigkill_during_backfill_then_restart_ends_identical(env: dict[str, str]
             with path.open("a") as fh:
                 fh.write(json.dumps({"type": "user", "n": kills}) + "\n")
     assert kills >= 5
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "traceagent", "run", "--headless"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_daemon(env)
     try:
 
         def in_step() -> bool:

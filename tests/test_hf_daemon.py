@@ -2,22 +2,25 @@
 user's private ``agent-sessions`` bucket in step, ``open-last`` gives the viewer link, and a
 rejected token ends in "sign-in needed" with nothing lost until ``traceagent login``.
 
-The real huggingface_hub + hf_xet client runs in the daemon process; the fake Hub runs in a
-thread of this process on 127.0.0.1.
+The real huggingface_hub + hf_xet client runs in the daemon's upload worker process; the fake
+Hub runs in a thread of this process on 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
-from conftest import lay_out_corpus, run_cli, wait_for, write_config
+from conftest import (
+    lay_out_corpus,
+    run_cli,
+    status_json,
+    stop_daemon,
+    wait_for,
+    write_config,
+)
 from hfsupport import TOKEN, USER, FakeHub, fake_hub
 
 __all__ = ["fake_hub"]
@@ -26,62 +29,25 @@ BUCKET = f"{USER}/agent-sessions"
 FAST = "debounce_seconds = 0.3\nmax_delay_seconds = 1.5\n"
 
 
-@pytest.fixture
-def daemon(env: dict[str, str]) -> Iterator[list[subprocess.Popen[str]]]:
-    procs: list[subprocess.Popen[str]] = []
-    yield procs
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(60)
-            except subprocess.TimeoutExpired:
-                p.kill()
-
-
-def _start(env: dict[str, str], procs: list[subprocess.Popen[str]]) -> subprocess.Popen[str]:
-    p = subprocess.Popen(
-        [sys.executable, "-m", "traceagent", "run", "--headless"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    procs.append(p)
-    return p
-
-
-def _status(env: dict[str, str]) -> dict[str, object]:
-    r = run_cli(env, "status", "--json")
-    assert r.returncode == 0, r.stderr
-    return dict(json.loads(r.stdout))
-
-
-def _stop(p: subprocess.Popen[str]) -> str:
-    p.send_signal(signal.SIGTERM)
-    _, err = p.communicate(timeout=60)
-    assert p.returncode == 0, err
-    return err
-
-
 def test_daemon_keeps_the_private_default_bucket_in_step(
-    env: dict[str, str], fake_hub: FakeHub, daemon: list[subprocess.Popen[str]]
+    env: dict[str, str], fake_hub: FakeHub, daemons: Callable[[dict[str, str]], subprocess.Popen[str]]
 ) -> None:
     expected = lay_out_corpus(Path(env["HOME"]))
     env = {**env, "HF_TOKEN": TOKEN, "HF_ENDPOINT": fake_hub.endpoint}
     write_config(env, FAST)
-    p = _start(env, daemon)
+    p = daemons(env)
     assert wait_for(
-        lambda: _status(env)["state"] == "up_to_date" and _status(env)["uploaded"] == len(expected), 90
+        lambda: status_json(env)["state"] == "up_to_date" and status_json(env)["uploaded"] == len(expected),
+        90,
     )
-    st = _status(env)
+    st = status_json(env)
     assert st["destination"] == f"hf://buckets/{BUCKET}" and st["signed_in_as"] == USER
     lt = st["last_trace"]
     assert isinstance(lt, dict)
     r = run_cli(env, "open-last", "--print")
     assert r.returncode == 0 and r.stdout.strip() == lt["url"]
     assert lt["url"] == f"{fake_hub.endpoint}/buckets/{BUCKET}/tree/{lt['remote_key']}"
-    err = _stop(p)
+    err = stop_daemon(p)
     assert TOKEN not in err
     stored = fake_hub.files(BUCKET)
     assert set(stored) == set(expected.values())
@@ -94,7 +60,7 @@ def test_daemon_keeps_the_private_default_bucket_in_step(
 
 
 def test_rejected_token_means_signin_needed_and_nothing_lost(
-    env: dict[str, str], fake_hub: FakeHub, daemon: list[subprocess.Popen[str]]
+    env: dict[str, str], fake_hub: FakeHub, daemons: Callable[[dict[str, str]], subprocess.Popen[str]]
 ) -> None:
     old = "hf_tokenThatWillBeRevoked0123456789ab"
     fake_hub.add_token(old)
@@ -106,18 +72,18 @@ def test_rejected_token_means_signin_needed_and_nothing_lost(
     session.write_text('{"type":"session","id":"s","cwd":"/home/me"}\n')
     env = {**env, "HF_ENDPOINT": fake_hub.endpoint}
     write_config(env, FAST)
-    p = _start(env, daemon)
-    assert wait_for(lambda: _status(env)["state"] == "up_to_date", 90)
+    p = daemons(env)
+    assert wait_for(lambda: status_json(env)["state"] == "up_to_date", 90)
     fake_hub.revoke(old)
     with session.open("a") as f:
         f.write('{"type":"message","id":"m1","message":{"role":"user","content":"after revoke"}}\n')
-    assert wait_for(lambda: _status(env)["state"] == "signin_needed", 60)
-    st = _status(env)
+    assert wait_for(lambda: status_json(env)["state"] == "signin_needed", 60)
+    st = status_json(env)
     assert "rejected the token" in str(st["last_error"]) and old not in json.dumps(st)
     # A new token through `traceagent login` reaches the running daemon; the append uploads.
     r = run_cli(env, "login", "--token-stdin", input=TOKEN + "\n")
     assert r.returncode == 0, r.stderr
     assert f"Signed in as {USER}" in r.stdout and TOKEN not in r.stdout
-    assert wait_for(lambda: _status(env)["state"] == "up_to_date", 90)
-    _stop(p)
+    assert wait_for(lambda: status_json(env)["state"] == "up_to_date", 90)
+    stop_daemon(p)
     assert fake_hub.read_file(BUCKET, "pi/--home-me--/s.jsonl") == session.read_bytes()

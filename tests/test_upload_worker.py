@@ -12,16 +12,21 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import lay_out_corpus, run_cli, wait_for, write_config
+from conftest import (
+    lay_out_corpus,
+    status_json,
+    stop_daemon,
+    wait_for,
+    write_config,
+)
 from hfsupport import TOKEN, USER, FakeHub, fake_hub, make_item
 from traceagent.auth import AuthError
 from traceagent.sinks.base import ErrorKind, SinkError
@@ -275,45 +280,18 @@ def test_sign_in_from_the_tray_checks_the_token_in_the_worker(
 
 
 # ---------------------------------------------------------------------- the real daemon
-@pytest.fixture
-def daemon(env: dict[str, str]) -> Iterator[list[subprocess.Popen[str]]]:
-    procs: list[subprocess.Popen[str]] = []
-    yield procs
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(60)
-            except subprocess.TimeoutExpired:
-                p.kill()
-
-
-def _status(env: dict[str, str]) -> dict[str, object]:
-    import json
-
-    r = run_cli(env, "status", "--json")
-    assert r.returncode == 0, r.stderr
-    return dict(json.loads(r.stdout))
-
-
 def test_daemon_never_loads_hf_xet_and_survives_a_killed_worker(
-    env: dict[str, str], fake_hub: FakeHub, daemon: list[subprocess.Popen[str]]
+    env: dict[str, str], fake_hub: FakeHub, daemons: Callable[[dict[str, str]], subprocess.Popen[str]]
 ) -> None:
     expected = lay_out_corpus(Path(env["HOME"]))
     env = {**env, "HF_TOKEN": TOKEN, "HF_ENDPOINT": fake_hub.endpoint}
     write_config(env, "debounce_seconds = 0.3\nmax_delay_seconds = 1.5\nupload_worker_idle_seconds = 30\n")
-    p = subprocess.Popen(
-        [sys.executable, "-m", "traceagent", "run", "--headless"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    daemon.append(p)
+    p = daemons(env)
     assert wait_for(
-        lambda: _status(env)["state"] == "up_to_date" and _status(env)["uploaded"] == len(expected), 90
+        lambda: status_json(env)["state"] == "up_to_date" and status_json(env)["uploaded"] == len(expected),
+        90,
     )
-    st = _status(env)
+    st = status_json(env)
     assert st["destination_url"] == f"{fake_hub.endpoint}/buckets/{BUCKET}"  # the tray's "Open bucket"
     workers = _children(p.pid)
     assert len(workers) == 1, workers
@@ -332,14 +310,12 @@ def test_daemon_never_loads_hf_xet_and_survives_a_killed_worker(
     # (hashes while the daemon runs: the CAS is hf_xet's local store, which a live writer locks;
     # the bytes are compared once the daemon has stopped)
     assert wait_for(lambda: fake_hub.files(BUCKET)[expected[session]].xet_hash != old_hash, 90)
-    assert wait_for(lambda: _status(env)["state"] == "up_to_date", 60)
+    assert wait_for(lambda: status_json(env)["state"] == "up_to_date", 60)
     assert not _loads_hf_xet(p.pid)
     second = _children(p.pid)
     assert len(second) == 1 and second != workers  # a new worker took over
-    p.send_signal(signal.SIGTERM)
-    _, err = p.communicate(timeout=60)
+    err = stop_daemon(p)
     assert not _alive(second[0])  # no worker outlives the daemon
-    assert p.returncode == 0, err
     assert TOKEN not in err
     log = Path(env["TRACEAGENT_HOME"], "logs/traceagent.log").read_text()
     assert "upload worker stopped unexpectedly (killed by signal 9)" in log
