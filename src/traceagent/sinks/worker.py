@@ -72,7 +72,7 @@ class HubWorker:
         self._conn: Connection | None = None
         self._timer: threading.Timer | None = None
         self._generation = 0
-        #: How many worker processes were started (status, tests, benchmarks).
+        #: How many worker processes were started (tests check that one is reused).
         self.starts = 0
 
     @property
