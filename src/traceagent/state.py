@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,8 @@ CREATE TABLE IF NOT EXISTS files (
     next_attempt_at REAL NOT NULL DEFAULT 0,
     last_error TEXT,
     meta TEXT,
-    source TEXT
+    source TEXT,
+    out_size INTEGER
 );
 CREATE INDEX IF NOT EXISTS files_queue ON files(status, next_attempt_at);
 CREATE INDEX IF NOT EXISTS files_recent ON files(is_trace, ck_mtime_ns);
@@ -74,6 +76,22 @@ class FileRow:
     meta: str | None
     #: For a session exported from an agent's store: the store's path (else None).
     source: str | None
+    #: Bytes of the remote copy as last uploaded (after redaction); None before it is known.
+    out_size: int | None
+
+
+class Record(NamedTuple):
+    """One upload that landed, for :meth:`StateDB.record_uploaded`."""
+
+    path: str
+    ck_size: int
+    ck_mtime_ns: int
+    #: Source bytes covered (complete lines) and their hash.
+    up_size: int
+    up_hash: str
+    meta: str | None
+    #: Bytes of the remote copy (after redaction).
+    out_size: int
 
 
 _COLUMNS = ", ".join(f.name for f in dataclasses.fields(FileRow))
@@ -102,6 +120,8 @@ class StateDB:
             columns = {r[1] for r in conn.execute("PRAGMA table_info(files)")}
             if "source" not in columns:  # a state.db from before exported sources
                 conn.execute("ALTER TABLE files ADD COLUMN source TEXT")
+            if "out_size" not in columns:  # a state.db from before remote sizes were kept
+                conn.execute("ALTER TABLE files ADD COLUMN out_size INTEGER")
             conn.execute("CREATE INDEX IF NOT EXISTS files_source ON files(source)")
             conn.execute("INSERT OR IGNORE INTO kv(k, v) VALUES('schema', ?)", (str(SCHEMA_VERSION),))
         except sqlite3.DatabaseError as e:
@@ -234,19 +254,17 @@ class StateDB:
                 (size, mtime_ns, meta, path),
             )
 
-    def record_uploaded(
-        self,
-        entries: Sequence[tuple[str, int, int, int, str, str | None]],
-        redactions: dict[str, int],
-        now: float,
-    ) -> None:
-        """Uploads that landed: ``(path, ck_size, ck_mtime_ns, up_size, up_hash, meta)``."""
+    def record_uploaded(self, entries: Sequence[Record], redactions: dict[str, int], now: float) -> None:
+        """Uploads that landed."""
         with self.transaction() as c:
             c.executemany(
                 "UPDATE files SET status = 'ok', ck_size = ?, ck_mtime_ns = ?, up_size = ?, up_hash = ?, "
                 "uploaded_at = ?, attempts = 0, next_attempt_at = 0, last_error = NULL, "
-                "meta = COALESCE(?, meta) WHERE path = ?",
-                [(s, m, us, uh, now, meta, p) for p, s, m, us, uh, meta in entries],
+                "meta = COALESCE(?, meta), out_size = ? WHERE path = ?",
+                [
+                    (r.ck_size, r.ck_mtime_ns, r.up_size, r.up_hash, now, r.meta, r.out_size, r.path)
+                    for r in entries
+                ],
             )
             for rule, count in redactions.items():
                 c.execute(
@@ -289,7 +307,7 @@ class StateDB:
         """The destination changed: every file must be uploaded again."""
         with self._lock:
             self._conn.execute(
-                "UPDATE files SET up_size = 0, up_hash = NULL, uploaded_at = NULL, ck_size = NULL, "
+                "UPDATE files SET up_size = 0, up_hash = NULL, uploaded_at = NULL, ck_size = NULL, out_size = NULL, "
                 "ck_mtime_ns = NULL, status = CASE WHEN status = 'gone' THEN 'gone' ELSE 'pending' END, "
                 "attempts = 0, next_attempt_at = 0"
             )

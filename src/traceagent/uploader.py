@@ -23,7 +23,7 @@ from traceagent.agents.base import Agent, SessionMeta
 from traceagent.sinks.base import ErrorKind, Sink, SinkError, UploadItem
 from traceagent.sinks.keys import InvalidKeyError, make_key
 from traceagent.snapshot import SnapshotError, Transform, take_snapshot
-from traceagent.state import FileRow, StateDB
+from traceagent.state import FileRow, Record, StateDB
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +31,6 @@ log = logging.getLogger(__name__)
 FILE_RETRY_BASE = 5.0
 FILE_RETRY_CAP = 3600.0
 NEVER = 1e18  # "until the file changes"
-
-#: ``(path, ck_size, ck_mtime_ns, up_size, up_hash, meta json)`` for ``StateDB.record_uploaded``.
-Record = tuple[str, int, int, int, str, "str | None"]
 
 
 @dataclasses.dataclass
@@ -117,7 +114,7 @@ class Uploader:
             sink.upload(items)
         except SinkError as e:
             if e.kind is not ErrorKind.PER_FILE or not e.failed_keys:
-                self._on_sink_error(e, sorted({p.record[0] for p in prepared} | _sources(prepared)))
+                self._on_sink_error(e, sorted({p.record.path for p in prepared} | _sources(prepared)))
                 result.failed += len(items)
                 result.error = e.message
                 return False
@@ -127,7 +124,7 @@ class Uploader:
                 if key in by_key:
                     p = by_key[key]
                     self.file_error(
-                        p.source[0] if p.source else p.record[0],
+                        p.source[0] if p.source else p.record.path,
                         e.message,
                         transient=True,
                         attempts=p.attempts,
@@ -136,7 +133,7 @@ class Uploader:
             log.exception("Unexpected error while uploading %d file(s)", len(items))
             self._on_sink_error(
                 SinkError(f"Unexpected upload error: {e}", kind=ErrorKind.TRANSIENT),
-                sorted({p.record[0] for p in prepared} | _sources(prepared)),
+                sorted({p.record.path for p in prepared} | _sources(prepared)),
             )
             result.failed += len(items)
             result.error = str(e)
@@ -213,7 +210,9 @@ class Uploader:
             return True
         assert snap.spool_path is not None
         item = UploadItem(spool_path=snap.spool_path, key=row.key, size=snap.out_size, mtime=snap.mtime)
-        record = (row.path, snap.stat_size, snap.stat_mtime_ns, snap.size, snap.sha256, meta_json)
+        record = Record(
+            row.path, snap.stat_size, snap.stat_mtime_ns, snap.size, snap.sha256, meta_json, snap.out_size
+        )
         return [_Prepared(item, record, snap.redactions, attempts=row.attempts)]
 
     def _prepare_export(self, row: FileRow, agent: Agent) -> list[_Prepared] | bool:
@@ -260,7 +259,9 @@ class Uploader:
             pending.append((virtual, row.agent, key, not s.meta.is_subagent))
             s.meta.parsed_bytes = len(data)
             item = UploadItem(spool_path=Path(tmp), key=key, size=len(data), mtime=s.mtime or token[1] / 1e9)
-            record = (virtual, len(data), 0, len(data), digest, redact_meta(s.meta, transform).to_json())
+            record = Record(
+                virtual, len(data), 0, len(data), digest, redact_meta(s.meta, transform).to_json(), len(data)
+            )
             out.append(
                 _Prepared(item, record, counts, source=(row.path, token[0], token[1]), attempts=row.attempts)
             )
