@@ -16,9 +16,9 @@ from traceagent.agents import AGENTS, BY_NAME, home_dir
 from traceagent.agents.base import Root
 from traceagent.config import Settings
 from traceagent.sinks.keys import InvalidKeyError, make_key
-from traceagent.watcher import match_root, scan_root
+from traceagent.watcher import OnLink, match_root, owner_of, scan_root
 
-__all__ = ["Known", "changed_files", "enabled_roots", "pending_items", "utf8_name", "vanished"]
+__all__ = ["Known", "all_roots", "changed_files", "enabled_roots", "pending_items", "utf8_name", "vanished"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,16 @@ def enabled_roots(settings: Settings, environ: Mapping[str, str]) -> list[Root]:
     return roots
 
 
+def all_roots(settings: Settings, environ: Mapping[str, str]) -> list[Root]:
+    """The roots of every agent, switched off or not: the roots that own files (``owner_of``).
+
+    A switched-off agent's folder nested in another agent's root still belongs to it: its
+    sessions are not the other agent's to upload.
+    """
+    home = home_dir(environ)
+    return [r for agent in AGENTS for r in agent.roots(environ, home, settings.agent(agent.name).paths)]
+
+
 def utf8_name(path: Path) -> bool:
     """Paths that are not valid UTF-8 cannot be keys (nor rows): skipped with one warning."""
     text = str(path)
@@ -59,9 +69,18 @@ def _in_step(ck: tuple[int | None, int | None, str] | None, size: int, mtime_ns:
     return ck is not None and ck[0] == size and ck[1] == mtime_ns and ck[2] in ("ok", "error")
 
 
-def changed_files(root: Root, folder: Path, known: Known) -> tuple[list[Path], set[str]]:
+def changed_files(
+    root: Root,
+    folder: Path,
+    known: Known,
+    *,
+    roots: list[Root] | None = None,
+    on_link: OnLink | None = None,
+) -> tuple[list[Path], set[str]]:
     """The files under ``folder`` (in ``root``) that differ from ``known``, and every path
-    seen (for :func:`vanished`). For an exporting agent the path is its store, once."""
+    seen (for :func:`vanished`). For an exporting agent the path is its store, once.
+    ``roots`` (every root) keeps the scan out of more specific roots; ``on_link`` hears of
+    the symlinks it follows (:func:`scan_root`)."""
     queue: list[Path] = []
     agent = BY_NAME[root.agent]
     seen: set[str] = set()
@@ -74,7 +93,7 @@ def changed_files(root: Root, folder: Path, known: Known) -> tuple[list[Path], s
         seen.add(path)
         return True
 
-    for found, st in scan_root(root, folder, unchanged=unchanged):
+    for found, st in scan_root(root, folder, unchanged=unchanged, roots=roots, on_link=on_link):
         path = found
         if agent.exports:
             # A store (database, JSON) and its -wal file: what changes is the store.
@@ -97,10 +116,16 @@ def changed_files(root: Root, folder: Path, known: Known) -> tuple[list[Path], s
     return queue, seen
 
 
-def vanished(root: Root, known: Known, seen: set[str]) -> list[str]:
-    """Files the ledger knows under ``root`` that a whole-root scan did not see."""
+def vanished(root: Root, known: Known, seen: set[str], roots: list[Root] | None = None) -> list[str]:
+    """Files the ledger knows under ``root`` that a whole-root scan did not see. Only the
+    files ``root`` owns: a more specific root's files (``roots``) are not its scan's to see."""
     prefix = str(root.path) + os.sep
-    return [p for p, (_, _, st) in known.items() if p.startswith(prefix) and p not in seen and st != "gone"]
+    owners = [root, *(r for r in roots or () if r is not root)]
+    return [
+        p
+        for p, (_, _, st) in known.items()
+        if p.startswith(prefix) and p not in seen and st != "gone" and owner_of(owners, Path(p)) is root
+    ]
 
 
 def pending_items(

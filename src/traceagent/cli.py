@@ -209,7 +209,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def _dry_run(ctx: Any) -> int:
     """What ``sync`` would send: the same comparison with the ledger as the daemon's scans."""
     from traceagent.agents import BY_NAME
-    from traceagent.catchup import changed_files, enabled_roots
+    from traceagent.catchup import all_roots, changed_files, enabled_roots
     from traceagent.sinks.keys import make_key
     from traceagent.state import StateDB
     from traceagent.watcher import match_root
@@ -217,10 +217,11 @@ def _dry_run(ctx: Any) -> int:
     db = StateDB(ctx.paths.state_db)
     known = db.checked_stats()
     n = 0
+    owners = all_roots(ctx.settings, ctx.environ)
     for root in enabled_roots(ctx.settings, ctx.environ):
         if not root.path.is_dir():
             continue
-        queue, _ = changed_files(root, root.path, known)
+        queue, _ = changed_files(root, root.path, known, roots=owners)
         for path in queue:
             m = match_root([root], path)
             assert m is not None
@@ -364,10 +365,12 @@ def cmd_agents(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from traceagent.agents import AGENTS, home_dir
+    from traceagent.catchup import all_roots
     from traceagent.watcher import scan_root
 
     ctx = load_ctx()
     home = home_dir(ctx.environ)
+    owners = all_roots(ctx.settings, ctx.environ)
     found = False
     for agent in AGENTS:
         s = ctx.settings.agent(agent.name)
@@ -380,7 +383,7 @@ def cmd_agents(args: argparse.Namespace) -> int:
         print(f"{agent.display_name} ({agent.name}, {state})")
         for r in roots:
             if r.path.is_dir():
-                n = sum(1 for _ in scan_root(r))
+                n = sum(1 for _ in scan_root(r, roots=owners))
                 print(f"  {r.path}  →  {r.remote}/  ({n} file(s))")
             else:
                 print(f"  {r.path}  (not present)")

@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 
 from traceagent.agents import AGENTS, home_dir
 from traceagent.agents.base import Root, SessionMeta
-from traceagent.catchup import changed_files, enabled_roots, pending_items, utf8_name, vanished
+from traceagent.catchup import all_roots, changed_files, enabled_roots, pending_items, utf8_name, vanished
 from traceagent.config import Settings
 from traceagent.debounce import Debouncer
 from traceagent.memory import release_memory
@@ -62,6 +62,7 @@ class Engine:
         self._transform_factory = transform_factory
         self._clock = clock
         self.roots = enabled_roots(settings, self.environ)
+        self._owners = all_roots(settings, self.environ)  # who owns a file (watcher.owner_of)
         paths.ensure()
         self.db = StateDB(paths.state_db)
         self._cond = threading.Condition()
@@ -110,7 +111,7 @@ class Engine:
     def start(self) -> None:
         """Start watching and uploading in background threads."""
         self._clear_spool()
-        self._watcher = Watcher(self.roots, self._on_file, self._on_gone, self._on_scan)
+        self._watcher = Watcher(self.roots, self._on_file, self._on_gone, self._on_scan, owners=self._owners)
         self._watcher.start()
         self._thread = threading.Thread(target=self._run, name="traceagent-engine", daemon=True)
         self._thread.start()
@@ -197,9 +198,11 @@ class Engine:
         with self._cond:
             self.settings = settings
             self.roots = enabled_roots(settings, self.environ)
+            self._owners = all_roots(settings, self.environ)
             self._scan_requests.extend((r, r.path) for r in self.roots if r.path.is_dir())
         if self._watcher is not None:
             self._watcher.roots = list(self.roots)
+            self._watcher.owners = list(self._owners)
             self._watcher.refresh()
         self._poke()
 
@@ -231,9 +234,9 @@ class Engine:
     # -- watcher callbacks (observer thread) ---------------------------------------------------
 
     def _on_file(self, root: Root, path: Path) -> None:
-        matched = match_root([root], path)
-        if matched is None:
-            return
+        matched = match_root(self._owners, path)
+        if matched is None or matched[0] != root:
+            return  # a more specific root owns it (the watcher routes by owner_of too)
         with self._cond:
             self._info[path] = matched
             self._debouncer.touch(path, self._clock())
@@ -356,7 +359,10 @@ class Engine:
 
     def _scan(self, root: Root, folder: Path, *, forget_missing: bool = False) -> None:
         known = self.db.checked_stats()
-        queue, seen = changed_files(root, folder, known)
+        watcher = self._watcher
+        queue, seen = changed_files(
+            root, folder, known, roots=self._owners, on_link=watcher.watch_link if watcher else None
+        )
         if queue:
             located = [(p, match_root([root], p)) for p in queue]
             with self._cond:
@@ -365,7 +371,7 @@ class Engine:
                         self._info[p] = m
             self._enqueue(queue)
         if forget_missing:
-            missing = vanished(root, known, seen)
+            missing = vanished(root, known, seen, self._owners)
             if missing:
                 log.info(
                     "%d file(s) under %s vanished locally; their remote copies are kept",
@@ -375,7 +381,7 @@ class Engine:
                 self.db.mark_gone(missing)
 
     def _enqueue(self, paths: list[Path]) -> None:
-        items = pending_items(paths, lambda p: self._info.pop(p, None) or match_root(self.roots, p))
+        items = pending_items(paths, lambda p: self._info.pop(p, None) or match_root(self._owners, p))
         if items:
             self.db.mark_pending(items)
 

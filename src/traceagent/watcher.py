@@ -11,7 +11,7 @@ import logging
 import os
 import stat as stat_module
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -26,21 +26,111 @@ OnFile = Callable[[Root, Path], None]
 OnGone = Callable[[Root, Path], None]
 #: Called with a root, or a folder inside one, that must be scanned (new folder, root appeared).
 OnScan = Callable[[Root, Path], None]
+#: Called by a scan with (link path in a root, its resolved target, whether a folder) for a
+#: symlink it follows: inotify does not follow links, so the watcher watches the target.
+OnLink = Callable[[Path, Path, bool], None]
 
 
 _EVENTS: list[Any] = []
 
 
-def match_root(roots: list[Root], path: Path) -> tuple[Root, PurePosixPath] | None:
-    """The root ``path`` lies under and the path relative to it (POSIX form)."""
+def owner_of(roots: Iterable[Root], path: Path) -> Root | None:
+    """The root that owns ``path`` (a file or folder in it, or the root itself): the most
+    specific one, so that a root nested in another (``CLAUDE_CONFIG_DIR`` inside
+    ``$CODEX_HOME/sessions``, or the reverse) keeps its files. Ties go to the first root.
+
+    The one ownership rule: the watcher routes events with it, scans stop at the folders it
+    gives to another root, and the vanish check and the engine's queue use it too.
+    """
+    text = str(path)
+    best: Root | None = None
+    best_len = -1
     for root in roots:
-        try:
-            rel = path.relative_to(root.path)
-        except ValueError:
-            continue
-        if rel.parts:
-            return root, PurePosixPath(*rel.parts)
-    return None
+        folder = str(root.path)
+        # String prefixes, not pathlib: this runs for every file event (``str`` is cached).
+        if len(folder) > best_len and (text == folder or text.startswith(folder.rstrip(os.sep) + os.sep)):
+            best, best_len = root, len(folder)
+    return best
+
+
+def match_root(roots: Iterable[Root], path: Path) -> tuple[Root, PurePosixPath] | None:
+    """The root that owns ``path`` (:func:`owner_of`) and the path relative to it (POSIX form);
+    None outside every root and for a root itself."""
+    root = owner_of(roots, path)
+    if root is None or path == root.path:
+        return None
+    return root, PurePosixPath(*path.relative_to(root.path).parts)
+
+
+#: What the log last said about a link (each thing once, until the link is followed again).
+_told_links: dict[str, str] = {}
+
+
+def _tell_once(level: int, link: str, msg: str, *args: object) -> None:
+    if _told_links.get(link) != msg:
+        _told_links[link] = msg
+        log.log(level, msg, link, *args)
+
+
+def _inside(path: str, folder: str) -> bool:
+    """``path`` is ``folder`` or lies under it (both real paths)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+class _LinkGuard:
+    """Which symlinks found in a root a scan follows, and the guard against loops.
+
+    A link is followed when its target lies outside every root: a link that points back into
+    a root (this one or another) is not, since that root syncs the target under its own path,
+    and following it would upload the same session twice under two keys. Folders reached
+    through links are remembered by device and inode, so a loop ends and a second link to the
+    same folder (or file) adds nothing; the first one found, in name order, is synced.
+    """
+
+    def __init__(self, roots: list[Root], on_link: OnLink | None) -> None:
+        self._roots = roots
+        self._real: list[str] | None = None
+        self._on_link = on_link
+        self.folders: set[tuple[int, int]] = set()
+        self.files: set[tuple[int, int]] = set()
+
+    def follow(self, link: str, st: os.stat_result) -> bool:
+        """Whether to follow ``link`` (whose target's stat is ``st``); logs why not, once."""
+        if self._real is None:
+            self._real = [os.path.realpath(r.path) for r in self._roots]
+        real = os.path.realpath(link)
+        for root_real in self._real:
+            if _inside(real, root_real) or _inside(root_real, real):
+                _tell_once(
+                    logging.INFO,
+                    link,
+                    "Not following symlink %s: it points to %s, inside the session folder %s, which owns its files",
+                    real,
+                    root_real,
+                )
+                return False
+        ident = (st.st_dev, st.st_ino)
+        is_dir = stat_module.S_ISDIR(st.st_mode)
+        if is_dir:
+            if _inside(os.path.realpath(os.path.dirname(link)), real):
+                _tell_once(
+                    logging.INFO,
+                    link,
+                    "Not following symlink %s: it points to %s, a folder above it (a loop)",
+                    real,
+                )
+                return False
+            if ident in self.folders:
+                return False  # a loop, or a second link to a folder already synced
+            self.folders.add(ident)
+        else:
+            if ident in self.files:
+                return False
+            self.files.add(ident)
+        _told_links.pop(link, None)  # a link that breaks again is named again
+        if self._on_link is not None:
+            self._on_link(Path(link), Path(real), is_dir)
+        return True
 
 
 def scan_root(
@@ -48,48 +138,141 @@ def scan_root(
     start: Path | None = None,
     *,
     unchanged: Callable[[str, os.stat_result], bool] | None = None,
+    roots: list[Root] | None = None,
+    on_link: OnLink | None = None,
 ) -> Iterator[tuple[Path, os.stat_result]]:
     """Every allow-listed file under ``root`` (or its sub-folder ``start``) with its stat.
 
     ``unchanged(path, stat)`` lets the caller skip a known file from its path string and its
     one ``stat`` before any other work: a restart over 10,000 unchanged files is then little
-    more than the ``stat`` calls. Symlinked folders are not followed (no loops); unreadable
-    folders are logged and skipped.
+    more than the ``stat`` calls. ``roots`` are all the roots (:func:`owner_of`): the scan
+    never enters a folder that a more specific one owns. Symlinked folders and files are
+    followed when they point outside every root (:class:`_LinkGuard`; ``on_link`` hears of
+    each, for the watcher) and yielded under their path in the root, which makes the key.
+    Unreadable folders and links whose target is gone are logged and skipped.
     """
     agent = BY_NAME[root.agent]
     top = start or root.path
-    root_str = str(root.path)
+    owners = [root, *(r for r in roots or () if r is not root)]
+    if owner_of(owners, top) is not root:
+        return  # a folder of a more specific root: its own scans cover it
+    # Folders owned by a more specific root, by path (the scan stops there).
+    inner = {str(r.path) for r in owners if r.path != root.path and r.path.is_relative_to(root.path)}
+    guard = _LinkGuard(owners, on_link)
 
-    def onerror(e: OSError) -> None:
-        log.warning("Cannot read folder %s: %s (skipped; the rest syncs)", e.filename, e.strerror or e)
+    def target_stat(full: str, rel: PurePosixPath) -> os.stat_result | None:
+        try:
+            return os.stat(full)
+        except OSError as e:
+            # Named only if it could hold something to sync, and once (not at every scan).
+            if not rel.name.startswith(".") and (agent.is_transcript(rel) or agent.descend(rel)):
+                _tell_once(
+                    logging.WARNING,
+                    full,
+                    "Skipping symlink %s: its target cannot be read (%s); fix or remove the link to sync it",
+                    e.strerror or e,
+                )
+            return None
 
-    for dirpath, dirnames, filenames in os.walk(top, onerror=onerror, followlinks=False):
-        rel_dir = os.path.relpath(dirpath, root_str)
-        rel_parts = () if rel_dir == "." else tuple(rel_dir.split(os.sep))
-        # Hidden folders never hold transcripts; the agent may rule out more (caches, venvs).
-        dirnames[:] = [
-            d for d in dirnames if not d.startswith(".") and agent.descend(PurePosixPath(*rel_parts, d))
-        ]
-        for name in filenames:
-            full = os.path.join(dirpath, name)
+    rel_top = tuple(top.relative_to(root.path).parts)
+    linked_top = bool(rel_top) and os.path.islink(top)
+    if linked_top:
+        # A scan of a link just created (or re-pointed): the same rules as inside the walk.
+        st_top = target_stat(str(top), PurePosixPath(*rel_top))
+        if st_top is None or not stat_module.S_ISDIR(st_top.st_mode) or not guard.follow(str(top), st_top):
+            return
+    # Depth first, in name order (which link wins when two reach the same folder).
+    stack: list[tuple[str, tuple[str, ...], bool]] = [(str(top), rel_top, linked_top)]
+    while stack:
+        dirpath, rel_parts, linked = stack.pop()
+        try:
+            with os.scandir(dirpath) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            if linked:  # a link's unreadable target: named once, not at every scan
+                _tell_once(
+                    logging.WARNING,
+                    dirpath,
+                    "Cannot read folder %s: %s (skipped; the rest syncs)",
+                    e.strerror or e,
+                )
+            else:
+                log.warning("Cannot read folder %s: %s (skipped; the rest syncs)", dirpath, e.strerror or e)
+            continue
+        folders: list[tuple[str, tuple[str, ...], bool]] = []
+        for entry in entries:
+            full = entry.path
             try:
-                st = os.stat(full)
-            except OSError as e:
-                log.warning("Cannot stat %s: %s", full, e.strerror or e)
+                is_link = entry.is_symlink()
+                is_dir = not is_link and entry.is_dir(follow_symlinks=False)
+            except OSError:
                 continue
-            if not stat_module.S_ISREG(st.st_mode):
-                continue  # FIFOs, sockets, devices: never opened
-            if unchanged is not None and unchanged(full, st):
+            if not is_dir and not is_link:
+                # A plain file, by far the most common entry: no pathlib before ``unchanged``
+                # (the restart fast path, bench/README.md figure 3).
+                try:
+                    st = os.stat(full)
+                except OSError as e:
+                    log.warning("Cannot stat %s: %s", full, e.strerror or e)
+                    continue
+                if not stat_module.S_ISREG(st.st_mode):
+                    continue  # FIFOs, sockets, devices: never opened
+                if linked:
+                    if (st.st_dev, st.st_ino) in guard.files:
+                        continue  # the same file through another link
+                    guard.files.add((st.st_dev, st.st_ino))
+                if unchanged is not None and unchanged(full, st):
+                    continue
+                if agent.is_transcript(PurePosixPath(*rel_parts, entry.name)):
+                    yield Path(full), st
                 continue
-            if agent.is_transcript(PurePosixPath(*rel_parts, name)):
-                yield Path(full), st
+            rel = PurePosixPath(*rel_parts, entry.name)
+            # Hidden folders never hold transcripts; the agent may rule out more (caches, venvs).
+            wanted_dir = not entry.name.startswith(".") and full not in inner and agent.descend(rel)
+            if is_dir:
+                if not wanted_dir:
+                    continue
+                if linked:
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    if (st.st_dev, st.st_ino) in guard.folders:
+                        continue  # also reached through another link
+                    guard.folders.add((st.st_dev, st.st_ino))
+                folders.append((full, (*rel_parts, entry.name), linked))
+                continue
+            st_link = target_stat(full, rel)
+            if st_link is None:
+                continue
+            if stat_module.S_ISDIR(st_link.st_mode):
+                if wanted_dir and guard.follow(full, st_link):
+                    folders.append((full, (*rel_parts, entry.name), True))
+                continue
+            if not stat_module.S_ISREG(st_link.st_mode) or not agent.is_transcript(rel):
+                continue
+            if not guard.follow(full, st_link) or (unchanged is not None and unchanged(full, st_link)):
+                continue
+            yield Path(full), st_link
+        stack.extend(reversed(folders))
 
 
 class Watcher:
     """watchdog observers on the roots; reports changes through callbacks."""
 
-    def __init__(self, roots: list[Root], on_file: OnFile, on_gone: OnGone, on_scan: OnScan) -> None:
+    def __init__(
+        self,
+        roots: list[Root],
+        on_file: OnFile,
+        on_gone: OnGone,
+        on_scan: OnScan,
+        *,
+        owners: list[Root] | None = None,
+    ) -> None:
         self.roots = list(roots)
+        #: Every root that owns files (:func:`owner_of`), the switched-off agents' too: a file
+        #: in a switched-off agent's folder nested in another root is not the other's to sync.
+        self.owners = list(roots if owners is None else owners)
         self._on_file = on_file
         self._on_gone = on_gone
         self._on_scan = on_scan
@@ -98,6 +281,9 @@ class Watcher:
         self._watches: dict[Path, Any] = {}  # watched folder -> ObservedWatch
         self._recursive: set[Path] = set()
         self._covered: set[Path] = set()  # roots that exist and are watched
+        #: Followed symlinks, by resolved target: (the link's path in a root, is a folder).
+        #: Replaced, never changed in place, so the observer thread reads it without a lock.
+        self._links: dict[Path, tuple[Path, bool]] = {}
 
     def start(self) -> None:
         """Start the observer thread and schedule the watches."""
@@ -117,8 +303,64 @@ class Watcher:
             self._observer.join(timeout=5)
             self._observer = None
 
+    def watch_link(self, link: Path, target: Path, is_dir: bool) -> None:
+        """A scan followed the symlink ``link`` (in a root) to ``target``: watch the target
+        (inotify does not follow links) and report its changes under ``link``. A linked
+        folder is watched recursively, a linked file through its folder."""
+        with self._lock:
+            links = self._links
+            if links.get(target) == (link, is_dir):
+                return
+            held = links.get(target)
+            if held is not None and held[0] != link and os.path.realpath(held[0]) == str(target):
+                return  # another link reaches it too; the scans sync it under that one
+            # One target per link: a re-pointed link drops its old target.
+            new = {t: v for t, v in links.items() if v[0] != link}
+            new[target] = (link, is_dir)
+            self._links = new
+        log.info("Following symlink %s -> %s", link, target)
+        self.refresh()
+
+    def _forget_links(self, path: Path) -> None:
+        """``path`` (a link, or a folder holding links) was deleted or moved away."""
+        with self._lock:
+            links = self._links
+            new = {t: v for t, v in links.items() if not v[0].is_relative_to(path)}
+            if len(new) == len(links):
+                return
+            self._links = new
+        self.refresh()
+
+    def _local(self, path: Path, folder: bool = False) -> Path | None:
+        """The path in a root that an event's path stands for: a path inside a link's target
+        maps back to the link (the key is made from it); None for a file (not a ``folder``)
+        that merely sits beside a linked file in its folder."""
+        links = self._links
+        if not links:
+            return path
+        hit = links.get(path)
+        if hit is not None:
+            return hit[0]
+        for parent in path.parents:  # the nearest (deepest) linked folder first
+            hit = links.get(parent)
+            if hit is not None and hit[1]:
+                return hit[0] / path.relative_to(parent)
+        if (
+            not folder
+            and owner_of(self.owners, path) is None
+            and any(not is_dir and t.parent == path.parent for t, (_, is_dir) in links.items())
+        ):
+            return None
+        return path
+
+    def _match(self, path: Path) -> tuple[Root, PurePosixPath] | None:
+        """The synced root that owns ``path`` and the path relative to it (see owner_of)."""
+        matched = match_root(self.owners, path)
+        return matched if matched is not None and matched[0] in self.roots else None
+
     def refresh(self) -> None:
-        """(Re)schedule watches: roots that exist recursively, missing ones via a parent."""
+        """(Re)schedule watches: roots that exist recursively, missing ones via a parent,
+        the targets of followed symlinks."""
         from watchdog.events import (
             DirCreatedEvent,
             DirDeletedEvent,
@@ -179,6 +421,14 @@ class Watcher:
                     while not parent.is_dir() and parent != parent.parent:
                         parent = parent.parent
                     wanted.setdefault(parent, False)
+            for target, (_, is_dir) in self._links.items():
+                folder = target if is_dir else target.parent
+                if not folder.is_dir():
+                    continue  # the link broke: the next scan of its folder names it
+                if is_dir:
+                    wanted[folder] = True
+                else:
+                    wanted.setdefault(folder, False)
             for folder in list(self._watches):
                 if folder not in wanted or wanted[folder] != (folder in self._recursive):
                     watch = self._watches.pop(folder)
@@ -212,10 +462,20 @@ class Watcher:
             # connection (and chowns it when run as root), so reading a store would otherwise
             # re-trigger its export forever. A write always also reports "modified".
             return
-        src = Path(os.fsdecode(event.src_path))
+        # Paths in a followed link's target stand for paths under the link (None: not ours);
+        # ``raw`` is the path as reported, to tell a new link from a change in its target.
+        reported = Path(os.fsdecode(event.src_path))
+        src = self._local(reported, event.is_directory)
+        raw: Path | None = reported
+        raw_dest = Path(os.fsdecode(event.dest_path)) if etype == "moved" else None
+        dest = self._local(raw_dest, event.is_directory) if raw_dest is not None else None
+        if src is not None and src == raw and etype in ("deleted", "moved") and self._links:
+            self._forget_links(src)  # a link itself (or a folder holding links) went away
         if event.is_directory:
-            if etype in ("deleted", "moved") and any(
-                r.path == src or src in r.path.parents for r in self.roots if r.path in self._covered
+            if (
+                src is not None
+                and etype in ("deleted", "moved")
+                and any(r.path == src or src in r.path.parents for r in self.roots if r.path in self._covered)
             ):
                 # A session folder (or a folder above it) went away: watch its parent again so
                 # that a re-created folder is noticed.
@@ -223,33 +483,41 @@ class Watcher:
                 self.refresh()
                 if etype == "deleted":
                     return
-            if etype in ("created", "moved"):
-                target = Path(os.fsdecode(event.dest_path)) if etype == "moved" else src
+            target = dest if etype == "moved" else src if etype == "created" else None
+            if target is not None:
                 self._root_or_folder_appeared(target)
             return
         if etype == "deleted":
-            self._gone(src)
+            if src is not None:
+                self._gone(src)
             return
         if etype == "moved":
-            self._gone(src)
-            src = Path(os.fsdecode(event.dest_path))
-        matched = match_root(self.roots, src)
+            if src is not None:
+                self._gone(src)
+            src, raw = dest, raw_dest  # e.g. a linked file rewritten by a rename over it
+        if src is None or raw is None:
+            return
+        matched = self._match(src)
         if matched is not None:
             root, rel = matched
-            if BY_NAME[root.agent].is_transcript(rel):
+            if etype in ("created", "moved") and src == raw and os.path.islink(src):
+                # A new (or re-pointed) symlink: inotify reports the link, not its target.
+                # A scan of its folder applies the link rules and asks for the target's watch.
+                self._on_scan(root, src.parent)
+            elif BY_NAME[root.agent].is_transcript(rel):
                 self._on_file(root, src)
-        elif any(r.path not in self._covered for r in self.roots):
+        elif owner_of(self.owners, src) is None and any(r.path not in self._covered for r in self.roots):
             self._root_or_folder_appeared(src.parent)
 
     def _gone(self, path: Path) -> None:
-        matched = match_root(self.roots, path)
+        matched = self._match(path)
         if matched is not None and BY_NAME[matched[0].agent].is_transcript(matched[1]):
             self._on_gone(matched[0], path)
 
     def _root_or_folder_appeared(self, folder: Path) -> None:
         """A folder was created: a whole root (agent installed) or a folder inside one."""
         missing = [r for r in self.roots if r.path not in self._covered]
-        matched = match_root(self.roots, folder)
+        matched = self._match(folder)
         shallow = matched is not None and BY_NAME[matched[0].agent].shallow
         if missing or shallow:
             # Watch closer (a parent of a missing root appeared, or a new folder of a shallow
