@@ -108,12 +108,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         print(f"traceagent: {e.message}", file=sys.stderr)
         return 1
+    except PermissionError as e:
+        # A root-owned, read-only or immutable file or folder (say after `sudo traceagent run`):
+        # one line with the path and the command that fixes it, never a traceback.
+        print(f"traceagent: {_access_line(e)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         # `traceagent status | head`: the reader left; not an error worth a traceback.
         sys.stderr.close()
         return 0
+
+
+def _access_line(e: PermissionError) -> str:
+    from pathlib import Path
+
+    from traceagent.paths import access_problem, app_paths
+
+    if not e.filename:
+        return f"{e.strerror or e}: check the permissions of traceagent's folders."
+    try:
+        paths = app_paths()
+    except Exception:  # the folders cannot be resolved: name the file alone
+        paths = None
+    return access_problem(Path(e.filename), paths)
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -292,7 +311,7 @@ def _status_offline(ctx: Any) -> dict[str, Any]:
     def current_sink() -> Any:  # the engine asks for a sink only if it has none; it has one below
         return engine._sink
 
-    engine = Engine(ctx.paths, ctx.settings, current_sink, environ=ctx.environ)
+    engine = Engine(ctx.paths, ctx.settings, current_sink, environ=ctx.environ, read_only=True)
     engine._caught_up = True  # nothing is scanning: the state is what state.db says
     try:
         # The destination is the configured one, else the one the daemon used last (for links).

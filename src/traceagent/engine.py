@@ -54,6 +54,7 @@ class Engine:
         environ: Mapping[str, str] | None = None,
         transform_factory: TransformFactory | None = None,
         clock: Callable[[], float] = time.time,
+        read_only: bool = False,
     ) -> None:
         self.paths = paths
         self.settings = settings
@@ -62,8 +63,9 @@ class Engine:
         self._transform_factory = transform_factory
         self._clock = clock
         self.roots = enabled_roots(settings, self.environ)
-        paths.ensure()
-        self.db = StateDB(paths.state_db)
+        if not read_only:  # a read-only view (`status`) creates and changes nothing
+            paths.ensure()
+        self.db = StateDB(paths.state_db, read_only=read_only)
         self._cond = threading.Condition()
         self._debouncer: Debouncer[Path] = Debouncer(settings.debounce_seconds, settings.max_delay_seconds)
         self._info: dict[Path, tuple[Root, PurePosixPath]] = {}
