@@ -108,6 +108,9 @@ def test_after_sudo_run_status_reads_and_run_says_how_to_fix(env: dict[str, str]
     assert st.returncode == 0, st.stderr
     assert json.loads(st.stdout)["uploaded"] == 1  # read-only: it still reads what root recorded
     assert cli(env, base, "agents").returncode == 0
+    doc = cli(env, base, "doctor")
+    assert doc.returncode == 1 and "Traceback" not in doc.stderr, doc.stdout + doc.stderr
+    assert f"[FAIL] folders: Cannot write {ta}" in doc.stdout and f"sudo chown -R $USER {ta}" in doc.stdout
     assert tree(ta) == before  # and changed nothing
 
     for command in (["run", "--headless"], ["sync"]):

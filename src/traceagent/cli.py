@@ -233,7 +233,7 @@ def _dry_run(ctx: Any) -> int:
     from traceagent.state import StateDB
     from traceagent.watcher import match_root
 
-    db = StateDB(ctx.paths.state_db)
+    db = StateDB(ctx.paths.state_db, read_only=True)  # a preview changes nothing
     known = db.checked_stats()
     n = 0
     for root in enabled_roots(ctx.settings, ctx.environ):
