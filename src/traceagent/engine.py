@@ -7,6 +7,7 @@ due (a debounce deadline, a retry time, the end of a timed pause); it never poll
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import random
@@ -24,7 +25,7 @@ from traceagent.memory import release_memory
 from traceagent.paths import AppPaths
 from traceagent.sinks.base import ErrorKind, Sink, SinkError
 from traceagent.snapshot import Transform
-from traceagent.state import StateDB
+from traceagent.state import FileRow, StateDB
 from traceagent.status import AgentInfo, Status, SyncState, TraceInfo
 from traceagent.uploader import NEVER, PassResult, Uploader
 from traceagent.watcher import Watcher, match_root
@@ -561,8 +562,24 @@ class Engine:
         return out
 
     def recent_traces(self, limit: int = 10) -> list[TraceInfo]:
-        """The most recently updated uploaded traces, newest first."""
-        rows = self.db.recent(limit, self._enabled_agents())
+        """The most recently updated uploaded traces, newest first.
+
+        "Updated" is the time of the session's last record (else its modification time),
+        capped at the upload that saw it: a session stamped in the future would otherwise
+        stay the "last trace" for good.
+        """
+        # The ledger orders by capped mtime; the record times re-rank a wider window of it.
+        rows = self.db.recent(max(4 * limit, 40), self._enabled_agents())
+        now = self._clock()
+
+        def when(row: FileRow) -> float:
+            seen = row.uploaded_at if row.uploaded_at is not None else now
+            recorded = _epoch(SessionMeta.from_json(row.meta).last_ts)
+            if recorded is None:
+                recorded = (row.ck_mtime_ns or 0) / 1e9
+            return min(recorded, seen, now)
+
+        rows = sorted(rows, key=when, reverse=True)[:limit]
         out = []
         for row in rows:
             meta = SessionMeta.from_json(row.meta)
@@ -620,3 +637,16 @@ class Engine:
         result.error = result.error or self._auth_error or self._fatal_error or self._offline_error
         result.pending = self.db.counts(self._enabled_agents()).get("pending", 0)
         return result
+
+
+def _epoch(ts: str | None) -> float | None:
+    """An ISO 8601 record timestamp as seconds since the epoch (naive means UTC)."""
+    if not ts:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed.timestamp()

@@ -437,13 +437,14 @@ class StateDB:
         return {str(a): int(n) for a, n in rows}
 
     def recent(self, limit: int, agents: Sequence[str] | None = None) -> list[FileRow]:
-        """Uploaded traces, most recently modified first."""
+        """Uploaded traces, most recently modified first; a modification time later than the
+        upload that saw it (a clock in the future, ``touch -d``) counts as that upload's time."""
         sql = f"SELECT {_COLUMNS} FROM files WHERE is_trace = 1 AND up_size > 0"
         args: list[object] = []
         if agents is not None:
             sql += f" AND agent IN ({', '.join('?' for _ in agents)})"
             args.extend(agents)
-        sql += " ORDER BY ck_mtime_ns DESC LIMIT ?"
+        sql += " ORDER BY MIN(ck_mtime_ns, COALESCE(CAST(uploaded_at * 1e9 AS INTEGER), ck_mtime_ns)) DESC LIMIT ?"
         args.append(limit)
         with self._lock:
             rows = self._conn.execute(sql, args).fetchall()
