@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import remote_files
+from conftest import remote_files, wait_for
 
 NOBODY = 65534
 AS_USER = [
@@ -120,6 +120,21 @@ def test_after_sudo_run_status_reads_and_run_says_how_to_fix(env: dict[str, str]
         assert f"Fix: sudo chown -R $USER {ta}" in line, line
     assert not list((ta / "state").glob("state.db.corrupt-*"))
     assert tree(ta) == before
+
+    # while root's daemon runs, asking it is one line too (stop it first, then the same fix)
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "traceagent", "run", "--headless"],
+        env=_env(env, base),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert wait_for((ta / "state/control.sock").exists, 30)
+        line = one_line(cli(env, base, "status"))
+        assert f"sudo kill {daemon.pid}" in line and f"sudo chown -R $USER {ta}" in line, line
+    finally:
+        daemon.terminate()
+        assert daemon.wait(60) == 0
 
     subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(ta)], check=True)  # the fix, as told
     (base / "home/.pi/agent/sessions/--home-me--/s1.jsonl").write_text(SESSION + '{"n":2}\n')

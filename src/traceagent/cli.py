@@ -121,18 +121,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-def _access_line(e: PermissionError) -> str:
+def _access_line(e: PermissionError, default: Any = None) -> str:
+    """One line for ``e``: its file (else ``default``) and the command that fixes it."""
     from pathlib import Path
 
     from traceagent.paths import access_problem, app_paths
 
-    if not e.filename:
+    filename = e.filename or default
+    if not filename:
         return f"{e.strerror or e}: check the permissions of traceagent's folders."
     try:
         paths = app_paths()
     except Exception:  # the folders cannot be resolved: name the file alone
         paths = None
-    return access_problem(Path(e.filename), paths)
+    return access_problem(Path(filename), paths)
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -149,13 +151,20 @@ def ask_daemon(ctx: Any, cmd: str, **kw: Any) -> dict[str, Any] | None:
     """Ask the running daemon; None when it is not running."""
     from traceagent import control
 
-    if control.running_pid(ctx.paths) is None:
+    pid = control.running_pid(ctx.paths)
+    if pid is None:
         return None
     deadline = time.monotonic() + 10
     while True:
         try:
             reply = control.request(ctx.paths, cmd, **kw)
             break
+        except PermissionError as e:
+            # A daemon started with sudo: its control key is root's.
+            raise UserError(
+                f"traceagent is running (pid {pid}) as another user: stop it (sudo kill {pid}), then "
+                f"{_access_line(e, ctx.paths.control_address)}"
+            ) from None
         except (ConnectionRefusedError, FileNotFoundError) as e:
             # The daemon holds its lock a moment before its channel opens (start-up).
             if time.monotonic() > deadline or control.running_pid(ctx.paths) is None:
