@@ -568,9 +568,9 @@ class Engine:
         capped at the upload that saw it: a session stamped in the future would otherwise
         stay the "last trace" for good.
         """
-        # The ledger orders by capped mtime; the record times re-rank a wider window of it.
-        rows = self.db.recent(max(4 * limit, 40), self._enabled_agents())
+        # The ledger's latest by mtime (and any stamped in the future), re-ranked here.
         now = self._clock()
+        rows = self.db.recent(max(4 * limit, 40), self._enabled_agents(), now=now)
 
         def when(row: FileRow) -> float:
             seen = row.uploaded_at if row.uploaded_at is not None else now

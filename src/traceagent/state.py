@@ -436,18 +436,25 @@ class StateDB:
             ).fetchall()
         return {str(a): int(n) for a, n in rows}
 
-    def recent(self, limit: int, agents: Sequence[str] | None = None) -> list[FileRow]:
-        """Uploaded traces, most recently modified first; a modification time later than the
-        upload that saw it (a clock in the future, ``touch -d``) counts as that upload's time."""
+    def recent(
+        self, limit: int, agents: Sequence[str] | None = None, *, now: float | None = None
+    ) -> list[FileRow]:
+        """Uploaded traces, most recently modified first: the ``limit`` latest modified by ``now``
+        (default: the current time), then every one modified after it (a clock in the future,
+        ``touch -d``), which only the caller can rank (by their record times). Both use the index."""
         sql = f"SELECT {_COLUMNS} FROM files WHERE is_trace = 1 AND up_size > 0"
         args: list[object] = []
         if agents is not None:
             sql += f" AND agent IN ({', '.join('?' for _ in agents)})"
             args.extend(agents)
-        sql += " ORDER BY MIN(ck_mtime_ns, COALESCE(CAST(uploaded_at * 1e9 AS INTEGER), ck_mtime_ns)) DESC LIMIT ?"
-        args.append(limit)
+        now_ns = int((time.time() if now is None else now) * 1e9)
         with self._lock:
-            rows = self._conn.execute(sql, args).fetchall()
+            rows = self._conn.execute(
+                sql + " AND ck_mtime_ns <= ? ORDER BY ck_mtime_ns DESC LIMIT ?", [*args, now_ns, limit]
+            ).fetchall()
+            rows += self._conn.execute(
+                sql + " AND ck_mtime_ns > ? ORDER BY ck_mtime_ns DESC", [*args, now_ns]
+            ).fetchall()
         return [FileRow(*r) for r in rows]
 
     def errors(self, limit: int = 20) -> list[FileRow]:
