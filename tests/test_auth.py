@@ -54,6 +54,10 @@ def test_lookup_order(memory_keyring: MemoryKeyring, isolated_env: Isolated) -> 
     assert found is not None and found.token == "hf_fromTheHfTokenFile000000"
     assert found.source == f"huggingface_hub token file ({isolated_env.token_file})"
     memory_keyring.set_password("traceagent", "huggingface", "hf_fromTheKeyring0000000000")
+    # the keyring is asked only where a sign-in stored the token (issue 11, case 11)
+    found = find_token()
+    assert found is not None and found.token == "hf_fromTheHfTokenFile000000"
+    store_token("hf_fromTheKeyring0000000000")
     found = find_token()
     assert found is not None and found.token == "hf_fromTheKeyring0000000000"
     assert found.source == "system keyring (Memory Keyring)"
@@ -97,6 +101,9 @@ def test_locked_keyring_falls_back_to_the_token_file(
     caplog.set_level(logging.DEBUG)
     keyring.set_keyring(LockedKeyring())
     isolated_env.token_file.write_text(SECRET)
+    marker = auth._keyring_marker(os.environ)  # a sign-in stored the token there before it locked
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("{}\n")
     found = find_token()
     assert found is not None and found.source.startswith("huggingface_hub token file")
     assert "KeyringLocked" in caplog.text

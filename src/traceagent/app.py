@@ -90,6 +90,7 @@ class SinkFactory:
         self.previous: str | None = None
         #: Set after an explicit sign-out: then the local folder is what the user wants.
         self.signed_out = False
+        self._adopt_tried = False
 
     def __call__(self) -> Sink:
         from traceagent import auth, whoami
@@ -97,6 +98,11 @@ class SinkFactory:
         ctx = self.ctx
         dest = ctx.settings.destination
         token_info = auth.find_token(ctx.environ)
+        previous_hub = bool(self.previous and self.previous.startswith("hf://"))
+        if token_info is None and previous_hub and not self._adopt_tried and not self.signed_out:
+            # A Hub user signed in by an older traceagent: its keyring item has no marker yet.
+            self._adopt_tried = True
+            token_info = auth.adopt_keyring_token(ctx.environ)
         self.signed_in_as = None
         if dest and not dest.startswith("hf://"):
             return LocalFolderSink(folder_from_destination(dest))

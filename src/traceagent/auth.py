@@ -33,6 +33,7 @@ __all__ = [
     "KEYRING_USERNAME",
     "AuthError",
     "TokenInfo",
+    "adopt_keyring_token",
     "clean_token",
     "delete_token",
     "find_token",
@@ -51,6 +52,9 @@ KEYRING_USERNAME = "huggingface"
 #: Suffix of the file next to the token file that says traceagent wrote it (sha256 only).
 _OWNER_SUFFIX = ".traceagent-sha256"
 _TOKEN_LIKE = re.compile(r"\bhf_[A-Za-z0-9]{8,}\b")
+#: In the state folder: "a sign-in stored the token in the keyring" (which backend; no secret).
+KEYRING_MARKER = "token-in-keyring.json"
+_locked_warned = False
 
 
 class AuthError(UserError):
@@ -179,18 +183,117 @@ def keyring_backend_name(backend: Any | None = None) -> str:
     return name
 
 
+def _keyring_marker(env: Mapping[str, str]) -> Path:
+    from traceagent.paths import app_paths
+
+    return app_paths(env).state_dir / KEYRING_MARKER
+
+
+def _write_keyring_marker(env: Mapping[str, str], backend: Any) -> None:
+    import json
+
+    marker = _keyring_marker(env)
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        info = {"backend": f"{type(backend).__module__}.{type(backend).__name__}"}
+        info.update(service=KEYRING_SERVICE, username=KEYRING_USERNAME)
+        marker.write_text(json.dumps(info) + "\n", encoding="utf-8")
+    except OSError as e:
+        logger.warning("could not write %s (%s): traceagent will not look in the keyring", marker, e)
+
+
+def _is_secret_service(backend: Any) -> bool:
+    return type(backend).__module__ == "keyring.backends.SecretService"
+
+
+class _KeyringLockedError(Exception):
+    """The item is there, in a locked collection (reading it would need an unlock prompt)."""
+
+
+def _secret_service_items(conn: Any) -> list[Any]:
+    import secretstorage
+
+    # SearchItems looks in every collection and unlocks nothing: no collection is created
+    # (keyring's get_password would create a missing default one) and no prompt is shown.
+    attributes = {"service": KEYRING_SERVICE, "username": KEYRING_USERNAME}
+    return list(secretstorage.search_items(conn, attributes))
+
+
+def _secret_service_read() -> str | None:
+    """The token from the Secret Service, read without creating or unlocking anything."""
+    import secretstorage
+
+    conn = secretstorage.dbus_init()
+    try:
+        items = _secret_service_items(conn)
+        for item in items:
+            if not item.is_locked():
+                return bytes(item.get_secret()).decode("utf-8")
+        if items:
+            raise _KeyringLockedError
+        return None
+    finally:
+        conn.close()
+
+
+def _secret_service_delete() -> bool:
+    """Delete traceagent's items from the Secret Service's unlocked collections."""
+    import secretstorage
+
+    conn = secretstorage.dbus_init()
+    try:
+        items = _secret_service_items(conn)
+        unlocked = [item for item in items if not item.is_locked()]
+        for item in unlocked:
+            item.delete()
+        if items and not unlocked:
+            raise _KeyringLockedError
+        return bool(unlocked)
+    finally:
+        conn.close()
+
+
 def _keyring_get() -> tuple[str, str] | None:
+    global _locked_warned
     backend = secure_keyring()
     if backend is None:
         return None
     name = keyring_backend_name(backend)
     try:
-        value = backend.get_password(KEYRING_SERVICE, KEYRING_USERNAME)
-    except Exception as e:  # locked keyring, D-Bus trouble: a miss, not a crash
+        if _is_secret_service(backend):
+            value = _secret_service_read()
+        else:
+            value = backend.get_password(KEYRING_SERVICE, KEYRING_USERNAME)
+    except _KeyringLockedError:
+        # The daemon looks again every 30 s while signed out: say it once.
+        (logger.debug if _locked_warned else logger.warning)(
+            "the system keyring (%s) is locked: traceagent does not unlock it by itself; "
+            "unlock it or sign in again",
+            name,
+        )
+        _locked_warned = True
+        return None
+    except Exception as e:  # D-Bus trouble, a dismissed prompt: a miss, not a crash
         logger.warning("could not read the token from the keyring (%s): %s", name, type(e).__name__)
         return None
     token = clean_token(value)
     return (token, name) if token else None
+
+
+def adopt_keyring_token(environ: Mapping[str, str] | None = None) -> TokenInfo | None:
+    """A token a sign-in stored in the keyring before the marker existed (an older traceagent).
+
+    Called only for a user whose last destination was on the Hub. Reads like
+    :func:`find_token` (no collection created or unlocked) and, when found, writes the marker.
+    """
+    env = _env(environ)
+    found = _keyring_get()
+    if found is None:
+        return None
+    backend = secure_keyring()
+    if backend is not None:
+        _write_keyring_marker(env, backend)
+    return TokenInfo(found[0], f"system keyring ({found[1]})")
 
 
 # --------------------------------------------------------------------------- public API
@@ -204,7 +307,8 @@ def find_token(environ: Mapping[str, str] | None = None) -> TokenInfo | None:
         value = clean_token(env.get(var))
         if value:
             return TokenInfo(value, f"{var} environment variable")
-    found = _keyring_get()
+    # Only where a sign-in put it: asking a keyring that holds nothing may prompt (see above).
+    found = _keyring_get() if _keyring_marker(env).is_file() else None
     if found:
         return TokenInfo(found[0], f"system keyring ({found[1]})")
     path = hf_token_path(env)
@@ -264,7 +368,9 @@ def store_token(token: str, environ: Mapping[str, str] | None = None) -> str:
     if backend is not None:
         name = keyring_backend_name(backend)
         try:
+            # An explicit sign-in: here (only) the keyring may create or unlock a collection.
             backend.set_password(KEYRING_SERVICE, KEYRING_USERNAME, value)
+            _write_keyring_marker(_env(environ), backend)
             logger.info("stored the Hugging Face token in the system keyring (%s)", name)
             return f"system keyring ({name})"
         except Exception as e:
@@ -273,6 +379,7 @@ def store_token(token: str, environ: Mapping[str, str] | None = None) -> str:
                 name,
                 scrub(type(e).__name__, value),
             )
+    _keyring_marker(_env(environ)).unlink(missing_ok=True)  # the token is not in the keyring
     path = hf_token_path(environ)
     _write_secret(path, value)
     with contextlib.suppress(OSError):
@@ -284,20 +391,31 @@ def store_token(token: str, environ: Mapping[str, str] | None = None) -> str:
 def delete_token(environ: Mapping[str, str] | None = None, *, hf_token_file: bool | None = None) -> list[str]:
     """Remove the stored token; returns where it was removed from (possibly nothing).
 
-    The keyring item always goes. huggingface_hub's token file goes when
+    The keyring item goes (from the Secret Service: from unlocked collections only; nothing
+    is created or unlocked), and so does the marker. huggingface_hub's token file goes when
     ``hf_token_file`` is true, or, by default (``None``), only when traceagent wrote it
     (so ``traceagent logout`` does not log the user out of ``hf``).
     """
     removed: list[str] = []
+    env = _env(environ)
+    marker = _keyring_marker(env)
     backend = secure_keyring()
     if backend is not None:
         name = keyring_backend_name(backend)
         try:
-            if backend.get_password(KEYRING_SERVICE, KEYRING_USERNAME) is not None:
+            if _is_secret_service(backend):
+                # Removes items in unlocked collections; creates and unlocks nothing.
+                if _secret_service_delete():
+                    removed.append(f"system keyring ({name})")
+            elif backend.get_password(KEYRING_SERVICE, KEYRING_USERNAME) is not None:
                 backend.delete_password(KEYRING_SERVICE, KEYRING_USERNAME)
                 removed.append(f"system keyring ({name})")
+        except _KeyringLockedError:
+            logger.warning("the system keyring (%s) is locked: its traceagent item stays there", name)
         except Exception as e:
             logger.warning("could not remove the token from the keyring (%s): %s", name, type(e).__name__)
+    with contextlib.suppress(OSError):
+        marker.unlink(missing_ok=True)  # signed out: never ask the keyring again until a sign-in
     path = hf_token_path(environ)
     owner = path.with_name(path.name + _OWNER_SUFFIX)
     if hf_token_file is not False and path.is_file():

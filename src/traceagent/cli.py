@@ -108,12 +108,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         print(f"traceagent: {e.message}", file=sys.stderr)
         return 1
+    except PermissionError as e:
+        # A root-owned, read-only or immutable file or folder (say after `sudo traceagent run`):
+        # one line with the path and the command that fixes it, never a traceback.
+        print(f"traceagent: {_access_line(e)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         # `traceagent status | head`: the reader left; not an error worth a traceback.
         sys.stderr.close()
         return 0
+
+
+def _access_line(e: PermissionError, default: Any = None) -> str:
+    """One line for ``e``: its file (else ``default``) and the command that fixes it."""
+    from pathlib import Path
+
+    from traceagent.paths import access_problem, app_paths
+
+    filename = e.filename or default
+    if not filename:
+        return f"{e.strerror or e}: check the permissions of traceagent's folders."
+    try:
+        paths = app_paths()
+    except Exception:  # the folders cannot be resolved: name the file alone
+        paths = None
+    return access_problem(Path(filename), paths)
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -130,13 +151,20 @@ def ask_daemon(ctx: Any, cmd: str, **kw: Any) -> dict[str, Any] | None:
     """Ask the running daemon; None when it is not running."""
     from traceagent import control
 
-    if control.running_pid(ctx.paths) is None:
+    pid = control.running_pid(ctx.paths)
+    if pid is None:
         return None
     deadline = time.monotonic() + 10
     while True:
         try:
             reply = control.request(ctx.paths, cmd, **kw)
             break
+        except PermissionError as e:
+            # A daemon started with sudo: its control key is root's.
+            raise UserError(
+                f"traceagent is running (pid {pid}) as another user: stop it (sudo kill {pid}), then "
+                f"{_access_line(e, ctx.paths.control_address)}"
+            ) from None
         except (ConnectionRefusedError, FileNotFoundError) as e:
             # The daemon holds its lock a moment before its channel opens (start-up).
             if time.monotonic() > deadline or control.running_pid(ctx.paths) is None:
@@ -214,7 +242,7 @@ def _dry_run(ctx: Any) -> int:
     from traceagent.state import StateDB
     from traceagent.watcher import match_root
 
-    db = StateDB(ctx.paths.state_db)
+    db = StateDB(ctx.paths.state_db, read_only=True)  # a preview changes nothing
     known = db.checked_stats()
     n = 0
     owners = all_roots(ctx.settings, ctx.environ)
@@ -293,7 +321,7 @@ def _status_offline(ctx: Any) -> dict[str, Any]:
     def current_sink() -> Any:  # the engine asks for a sink only if it has none; it has one below
         return engine._sink
 
-    engine = Engine(ctx.paths, ctx.settings, current_sink, environ=ctx.environ)
+    engine = Engine(ctx.paths, ctx.settings, current_sink, environ=ctx.environ, read_only=True)
     engine._caught_up = True  # nothing is scanning: the state is what state.db says
     try:
         # The destination is the configured one, else the one the daemon used last (for links).

@@ -86,6 +86,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         allow_public=ctx.settings.allow_public,
         environ=ctx.environ,
     )
+    checks.append(doctor.check_folders(ctx.paths))
     if token_info is None and not ctx.settings.destination:
         # No account is a supported setup (the local folder), not a failure.
         checks = [

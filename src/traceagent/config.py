@@ -257,7 +257,8 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
     """
     env = os.environ if environ is None else environ
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: Notepad and some editors start the file with a BOM, which TOML refuses.
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         settings = Settings(source_file=path)
     except (OSError, UnicodeDecodeError) as e:
@@ -284,7 +285,7 @@ def update_config(path: Path, updates: Mapping[str, Any]) -> None:
     import tomlkit
 
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a BOM is dropped when the file is rewritten
     except FileNotFoundError:
         text = ""
     doc = tomlkit.parse(text)

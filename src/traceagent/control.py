@@ -75,13 +75,20 @@ def _lock_file(fh: IO[str]) -> None:
 
 
 def running_pid(paths: AppPaths) -> int | None:
-    """The pid of the running daemon, or None when none holds the lock."""
-    lock = DaemonLock(paths.lock_file)
+    """The pid of the running daemon, or None when none holds the lock.
+
+    Read-only: asking (``status``, ``open-last``...) never creates or writes the lock file.
+    """
     try:
-        lock.acquire()
-    except AlreadyRunningError as e:
-        return e.pid or -1
-    lock.release()
+        fh = open(paths.lock_file, encoding="ascii")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return None  # no daemon ever ran with these folders
+    with fh:
+        try:
+            _lock_file(fh)
+        except OSError:
+            text = fh.read().strip()
+            return int(text) if text.isdigit() else -1
     return None
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from traceagent.auth import AuthError, TokenInfo, keyring_backend_name, scrub, secure_keyring
+from traceagent.paths import AppPaths, access_problem
 from traceagent.whoami import fetch_whoami
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "PROBE_KEY",
     "Check",
     "check_bucket",
+    "check_folders",
     "check_inotify",
     "check_keyring",
     "check_token",
@@ -204,6 +206,24 @@ def check_write(
     return Check("write access", True, f"uploaded {PROBE_KEY} to {parsed.bucket_id}")
 
 
+def check_folders(paths: AppPaths) -> Check:
+    """Can traceagent write its own folders and files (not after a ``sudo traceagent run``)?
+
+    Looks only (``os.access`` and owners); creates nothing."""
+    db = paths.state_db
+    files = [db, Path(f"{db}-wal"), paths.lock_file, paths.control_key, paths.log_file, paths.config_file]
+    uid = os.geteuid() if hasattr(os, "geteuid") else None
+    for p in [*paths.folders(), paths.spool_dir, *files]:
+        try:
+            foreign = uid is not None and p.stat().st_uid != uid
+        except OSError:
+            continue  # not there (yet): created when needed
+        need = os.W_OK | os.X_OK if p.is_dir() else os.W_OK
+        if foreign or not os.access(p, need):
+            return Check("folders", False, access_problem(p, paths))
+    return Check("folders", True, f"state in {paths.state_dir}, logs in {paths.log_dir}: writable")
+
+
 def check_keyring() -> Check:
     """Which keyring backend is in use, and is it a secure one?"""
     backend = secure_keyring()
@@ -307,9 +327,10 @@ def check_tray(
         return Check("tray", False, "PYSTRAY_BACKEND=dummy: no tray icon will be shown (tests only)")
     display, wayland = env.get("DISPLAY"), env.get("WAYLAND_DISPLAY")
     if not display and not wayland and not forced:
+        # A server without a desktop: the documented headless mode, not a problem to fix.
         return Check(
             "tray",
-            False,
+            None,
             "no display (neither DISPLAY nor WAYLAND_DISPLAY is set): no tray icon; "
             "use `traceagent run --headless` and `traceagent status`",
         )

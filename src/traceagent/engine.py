@@ -7,6 +7,7 @@ due (a debounce deadline, a retry time, the end of a timed pause); it never poll
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import random
@@ -24,7 +25,7 @@ from traceagent.memory import release_memory
 from traceagent.paths import AppPaths
 from traceagent.sinks.base import ErrorKind, Sink, SinkError
 from traceagent.snapshot import Transform
-from traceagent.state import StateDB
+from traceagent.state import FileRow, StateDB
 from traceagent.status import AgentInfo, Status, SyncState, TraceInfo
 from traceagent.uploader import NEVER, PassResult, Uploader
 from traceagent.watcher import Watcher, match_root
@@ -54,6 +55,7 @@ class Engine:
         environ: Mapping[str, str] | None = None,
         transform_factory: TransformFactory | None = None,
         clock: Callable[[], float] = time.time,
+        read_only: bool = False,
     ) -> None:
         self.paths = paths
         self.settings = settings
@@ -63,8 +65,9 @@ class Engine:
         self._clock = clock
         self.roots = enabled_roots(settings, self.environ)
         self._owners = all_roots(settings, self.environ)  # who owns a file (watcher.owner_of)
-        paths.ensure()
-        self.db = StateDB(paths.state_db)
+        if not read_only:  # a read-only view (`status`) creates and changes nothing
+            paths.ensure()
+        self.db = StateDB(paths.state_db, read_only=read_only)
         self._cond = threading.Condition()
         self._debouncer: Debouncer[Path] = Debouncer(settings.debounce_seconds, settings.max_delay_seconds)
         self._info: dict[Path, tuple[Root, PurePosixPath]] = {}
@@ -565,8 +568,24 @@ class Engine:
         return out
 
     def recent_traces(self, limit: int = 10) -> list[TraceInfo]:
-        """The most recently updated uploaded traces, newest first."""
-        rows = self.db.recent(limit, self._enabled_agents())
+        """The most recently updated uploaded traces, newest first.
+
+        "Updated" is the time of the session's last record (else its modification time),
+        capped at the upload that saw it: a session stamped in the future would otherwise
+        stay the "last trace" for good.
+        """
+        # The ledger's latest by mtime (and any stamped in the future), re-ranked here.
+        now = self._clock()
+        rows = self.db.recent(max(4 * limit, 40), self._enabled_agents(), now=now)
+
+        def when(row: FileRow) -> float:
+            seen = row.uploaded_at if row.uploaded_at is not None else now
+            recorded = _epoch(SessionMeta.from_json(row.meta).last_ts)
+            if recorded is None:
+                recorded = (row.ck_mtime_ns or 0) / 1e9
+            return min(recorded, seen, now)
+
+        rows = sorted(rows, key=when, reverse=True)[:limit]
         out = []
         for row in rows:
             meta = SessionMeta.from_json(row.meta)
@@ -624,3 +643,16 @@ class Engine:
         result.error = result.error or self._auth_error or self._fatal_error or self._offline_error
         result.pending = self.db.counts(self._enabled_agents()).get("pending", 0)
         return result
+
+
+def _epoch(ts: str | None) -> float | None:
+    """An ISO 8601 record timestamp as seconds since the epoch (naive means UTC)."""
+    if not ts:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed.timestamp()

@@ -18,15 +18,29 @@ def setup_logging(log_file: Path, level: str = "INFO", *, stderr: bool = True) -
     pkg.setLevel(level)
     for h in list(pkg.handlers):
         pkg.removeHandler(h)
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    fh = logging.handlers.RotatingFileHandler(log_file, maxBytes=2_000_000, backupCount=5, encoding="utf-8")
-    fh.setFormatter(logging.Formatter(FORMAT))
-    pkg.addHandler(fh)
+    problem = None
+    try:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        fh = logging.handlers.RotatingFileHandler(
+            log_file, maxBytes=2_000_000, backupCount=5, encoding="utf-8"
+        )
+    except OSError as e:
+        # An unwritable log (root-owned after `sudo traceagent run`) is no reason to stop:
+        # log to stderr instead and say once how to fix the file.
+        from traceagent.paths import access_problem, app_paths
+
+        problem = access_problem(log_file, app_paths()) if isinstance(e, PermissionError) else str(e)
+        stderr = True
+    else:
+        fh.setFormatter(logging.Formatter(FORMAT))
+        pkg.addHandler(fh)
     if stderr:
         sh = logging.StreamHandler(sys.stderr)
         sh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
         pkg.addHandler(sh)
     pkg.propagate = False
+    if problem:
+        pkg.warning("Logging to stderr only: %s", problem)
     # Libraries below us log too much at INFO for a daemon's file.
     for noisy in ("huggingface_hub", "httpx", "httpx2", "watchdog", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

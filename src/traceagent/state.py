@@ -12,12 +12,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
+
+from traceagent.errors import UserError
+from traceagent.paths import access_problem
 
 log = logging.getLogger(__name__)
 
@@ -97,19 +101,50 @@ class Record(NamedTuple):
 _COLUMNS = ", ".join(f.name for f in dataclasses.fields(FileRow))
 
 
-class StateDB:
-    """Thread-safe access to ``state.db``. One connection, serialised by a lock."""
+class StateAccessError(UserError):
+    """``state.db`` cannot be opened as needed (permissions, a corrupt file seen read-only).
 
-    def __init__(self, path: Path) -> None:
+    The message is one line naming the path and what fixes it; it is never a reason to move
+    the database aside."""
+
+
+#: SQLite's primary result codes that mean "this file is not a sound database" (the only
+#: reason to move a ledger aside) and those that mean "you may not write (or open) it".
+_SQLITE_CORRUPT = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
+_SQLITE_NO_ACCESS = (3, 8, 14, 23)  # SQLITE_PERM, SQLITE_READONLY, SQLITE_CANTOPEN, SQLITE_AUTH
+
+
+def _primary_code(e: sqlite3.Error) -> int | None:
+    code = getattr(e, "sqlite_errorcode", None)
+    return None if code is None else int(code) & 0xFF
+
+
+class StateDB:
+    """Thread-safe access to ``state.db``. One connection, serialised by a lock.
+
+    With ``read_only`` (``status``, ``open-last``...) nothing on disk changes: the file is
+    opened read-only, never created, migrated or moved aside; a missing one reads as empty.
+    """
+
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
+        if not read_only:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except PermissionError:
+                raise StateAccessError(access_problem(path.parent)) from None
         self._lock = threading.RLock()
-        self._conn = self._open(path)
+        self._conn = self._open_read_only(path) if read_only else self._open(path)
 
     @staticmethod
     def _open(path: Path) -> sqlite3.Connection:
-        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
+        # Asked first: SQLite would open an unwritable file read-only and leave a -wal/-shm.
+        if not os.access(path.parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise StateAccessError(access_problem(path))
+        conn: sqlite3.Connection | None = None
         try:
+            conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
             conn.execute("PRAGMA journal_mode=WAL")
             # NORMAL is durable across a process crash in WAL mode (only power loss can roll
             # back the last transactions, and then the files are simply pending again).
@@ -124,18 +159,85 @@ class StateDB:
                 conn.execute("ALTER TABLE files ADD COLUMN out_size INTEGER")
             conn.execute("CREATE INDEX IF NOT EXISTS files_source ON files(source)")
             conn.execute("INSERT OR IGNORE INTO kv(k, v) VALUES('schema', ?)", (str(SCHEMA_VERSION),))
+            # SQLite opens a file it may not write (root-owned, chattr +i) read-only without a
+            # word: a real write now finds that, not the first upload's bookkeeping.
+            conn.execute("UPDATE kv SET v = v WHERE k = 'schema'")
         except sqlite3.DatabaseError as e:
-            conn.close()
+            if conn is not None:
+                conn.close()
+            if _primary_code(e) not in _SQLITE_CORRUPT:
+                if _primary_code(e) in _SQLITE_NO_ACCESS:
+                    raise StateAccessError(access_problem(path)) from None
+                raise
             # A corrupt ledger is rebuilt from the disk scan: uploads are idempotent.
             broken = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+            try:
+                path.rename(broken)
+                for suffix in ("-wal", "-shm"):
+                    Path(str(path) + suffix).unlink(missing_ok=True)
+            except PermissionError:
+                raise StateAccessError(access_problem(path)) from None
             log.error(
-                "State database %s is unreadable (%s); moved it to %s and starting afresh", path, e, broken
+                "State database %s is corrupt (%s); moved it to %s and starting afresh", path, e, broken
             )
-            path.rename(broken)
-            for suffix in ("-wal", "-shm"):
-                Path(str(path) + suffix).unlink(missing_ok=True)
             return StateDB._open(path)
         return conn
+
+    @staticmethod
+    def _open_read_only(path: Path) -> sqlite3.Connection:
+        """Open ``state.db`` without changing anything on disk (not even a ``-wal`` or ``-shm``)."""
+        if not path.exists():  # nothing learned yet: an empty ledger, and no file is created
+            conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+            conn.executescript(_SCHEMA)
+            return conn
+        wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
+        # After a crash the last transactions are in the WAL: read it through the existing
+        # shared memory. Otherwise "immutable": SQLite creates no -wal/-shm file (a root-run
+        # `sudo traceagent status` must not leave root-owned files behind).
+        live = wal.exists() and wal.stat().st_size > 0 and shm.exists()
+        uri = path.absolute().as_uri()
+        attempts = (
+            [f"{uri}?mode=ro", f"{uri}?mode=ro&immutable=1"] if live else [f"{uri}?mode=ro&immutable=1"]
+        )
+        for i, target in enumerate(attempts):
+            try:
+                conn = sqlite3.connect(target, uri=True, check_same_thread=False, isolation_level=None)
+                try:
+                    StateDB._shim_old_schema(conn)
+                except BaseException:
+                    conn.close()
+                    raise
+                return conn
+            except sqlite3.DatabaseError as e:
+                code = _primary_code(e)
+                if code in _SQLITE_CORRUPT:
+                    raise StateAccessError(
+                        f"State database {path} is corrupt ({e}); `traceagent run` or `traceagent sync` "
+                        "moves it aside and rebuilds it from the session files."
+                    ) from None
+                if i + 1 < len(attempts):
+                    continue
+                if code in _SQLITE_NO_ACCESS:
+                    raise StateAccessError(access_problem(path, what="read")) from None
+                raise
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _shim_old_schema(conn: sqlite3.Connection) -> None:
+        """Read an older (or empty) ``state.db`` as the current schema, in TEMP objects only."""
+        tables = {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        for part in _SCHEMA.split(";"):
+            stmt = part.strip()
+            if stmt.startswith("CREATE TABLE"):
+                name = stmt.split()[5]
+                if name not in tables:
+                    conn.execute(stmt.replace("CREATE TABLE IF NOT EXISTS", "CREATE TEMP TABLE", 1))
+        if "files" in tables:
+            columns = {r[1] for r in conn.execute("PRAGMA main.table_info(files)")}
+            missing = [f.name for f in dataclasses.fields(FileRow) if f.name not in columns]
+            if missing:  # a TEMP view shadows main.files for unqualified names
+                extra = ", ".join(f"NULL AS {m}" for m in missing)
+                conn.execute(f"CREATE TEMP VIEW files AS SELECT *, {extra} FROM main.files")
 
     def close(self) -> None:
         """Close the connection (checkpoints the WAL)."""
@@ -334,17 +436,25 @@ class StateDB:
             ).fetchall()
         return {str(a): int(n) for a, n in rows}
 
-    def recent(self, limit: int, agents: Sequence[str] | None = None) -> list[FileRow]:
-        """Uploaded traces, most recently modified first."""
+    def recent(
+        self, limit: int, agents: Sequence[str] | None = None, *, now: float | None = None
+    ) -> list[FileRow]:
+        """Uploaded traces, most recently modified first: the ``limit`` latest modified by ``now``
+        (default: the current time), then every one modified after it (a clock in the future,
+        ``touch -d``), which only the caller can rank (by their record times). Both use the index."""
         sql = f"SELECT {_COLUMNS} FROM files WHERE is_trace = 1 AND up_size > 0"
         args: list[object] = []
         if agents is not None:
             sql += f" AND agent IN ({', '.join('?' for _ in agents)})"
             args.extend(agents)
-        sql += " ORDER BY ck_mtime_ns DESC LIMIT ?"
-        args.append(limit)
+        now_ns = int((time.time() if now is None else now) * 1e9)
         with self._lock:
-            rows = self._conn.execute(sql, args).fetchall()
+            rows = self._conn.execute(
+                sql + " AND ck_mtime_ns <= ? ORDER BY ck_mtime_ns DESC LIMIT ?", [*args, now_ns, limit]
+            ).fetchall()
+            rows += self._conn.execute(
+                sql + " AND ck_mtime_ns > ? ORDER BY ck_mtime_ns DESC", [*args, now_ns]
+            ).fetchall()
         return [FileRow(*r) for r in rows]
 
     def errors(self, limit: int = 20) -> list[FileRow]:

@@ -11,6 +11,7 @@ import errno
 import logging
 import os
 import shutil
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -107,7 +108,8 @@ class LocalFolderSink(Sink):
         # Different disk: copy next to the target, then rename atomically.
         tmp_dir = self.root / TMP_DIR
         tmp_dir.mkdir(exist_ok=True)
-        tmp = tmp_dir / f"{os.getpid()}-{target.name}"
+        # Short, whatever the target's name: a 255-byte name plus a prefix is too long to create.
+        tmp = tmp_dir / f"{os.getpid()}-{uuid.uuid4().hex[:12]}.part"
         shutil.copy2(item.spool_path, tmp)
         os.replace(tmp, target)
         item.spool_path.unlink(missing_ok=True)
