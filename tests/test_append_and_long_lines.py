@@ -317,6 +317,88 @@ def test_line_stream_redacts_secrets_across_every_boundary() -> None:
     assert b"[REDACTED:private-key]" in got
 
 
+def test_line_stream_matches_whole_line_redaction_on_random_lines() -> None:
+    """Secrets of every family, negatives, escapes at any depth, a user rule and an allowlist,
+    cut into random pieces: the stream gives what redacting the whole line gives."""
+    from secretgen import CONTEXTS, dumps, negatives
+    from traceagent.redact.core import LineStream
+
+    redactor = Redactor.from_settings(
+        own_secrets=False, extra_rules={"ticket": r"TICKET-[0-9]{6}"}, allowlist=["re:sk-allowed.*"]
+    )
+    for seed in range(40):
+        g, rng = Gen(seed), random.Random(seed)
+        pool = [s.text for s in family_secrets(g)] + negatives(g)
+        parts = []
+        for _ in range(rng.randint(40, 120)):
+            if rng.random() < 0.8:
+                parts.append(rng.choice(pool))
+            else:
+                parts.append("".join(rng.choice('ab \\"\n\t/=:_-') for _ in range(rng.randint(0, 300))))
+        context = CONTEXTS[rng.choice(sorted(CONTEXTS))]
+        line = dumps(context(rng.choice([" ", "\n", ", ", "\\"]).join(parts)), ascii_only=rng.random() < 0.3)
+        line = line[:-1]
+        if rng.random() < 0.3:  # printed as JSON once more
+            line = json.dumps({"out": line.decode()}).encode()
+        expected, counts = redactor.redact_chunk(line + b"\n")
+        step, margin = rng.choice([64, 257, 1000]), 4096  # the margin exceeds every secret here
+        stream = LineStream(
+            redactor, step=step, margin=margin, context=rng.choice([16, 512]), max_window=1 << 20
+        )
+        out, i = [], 0
+        while i < len(line):
+            n = rng.choice([1, 17, 500, 3000])
+            out.append(stream.feed(line[i : i + n]))
+            i += n
+        out.append(stream.finish())
+        assert b"".join(out) + b"\n" == expected, seed
+        assert stream.counts == counts, seed
+
+
+def test_appends_in_random_pieces_give_the_bytes_of_a_whole_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Snapshot level, with tiny read chunks, long-line threshold and fingerprint windows so
+    that every path is taken: torn tails, long lines, appends resumed from the marks."""
+    from traceagent import snapshot
+    from traceagent.redact.core import LineStream
+
+    monkeypatch.setattr(snapshot, "CHUNK", 97)
+    monkeypatch.setattr(snapshot, "LONG_LINE", 300)
+    monkeypatch.setattr(snapshot, "MARK_WINDOW", 50)
+    redactor = Redactor.from_settings(own_secrets=False)
+    monkeypatch.setattr(
+        Redactor, "line_stream", lambda self: LineStream(self, step=128, margin=2048, context=64)
+    )
+    rng = random.Random(9)
+    g = Gen(9)
+    pool = [s.text for s in family_secrets(g) if "\n" not in s.text]
+    src = tmp_path / "s.jsonl"
+    data = b""
+    remote = b""
+    resume: snapshot.Resume | None = None
+    for _ in range(60):
+        words = [
+            rng.choice(pool) if rng.random() < 0.3 else "word" * rng.randint(1, 30)
+            for _ in range(rng.randint(1, 40))
+        ]
+        piece = json.dumps({"t": " ".join(words)}).encode() + b"\n"
+        cut = rng.randint(1, len(piece))  # a torn tail now and then, completed later
+        data += piece
+        src.write_bytes(data[: len(data) - (len(piece) - cut if rng.random() < 0.3 else 0)])
+        snap = take_snapshot(src, tmp_path / "spool", transform=redactor, prefix_len=0, resume=resume)
+        complete = src.read_bytes()[: snap.size]
+        assert complete.endswith(b"\n") or not complete
+        if snap.spool_path is not None:
+            new = snap.spool_path.read_bytes()
+            remote = remote + new if snap.start else new
+            snap.discard()
+        assert remote == redactor.redact_chunk(complete)[0]
+        if snap.size:
+            assert resume is None or snap.start == resume.offset  # never re-read from the start
+            resume = snapshot.Resume(snap.size, snap.sha256, snap.marks or "")
+
+
 def test_snapshot_streams_a_long_line_and_keeps_it_while_torn(tmp_path: Path) -> None:
     from traceagent import snapshot
 
