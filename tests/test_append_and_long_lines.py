@@ -457,3 +457,14 @@ def test_a_150_mb_line_is_uploaded_redacted_in_bounded_memory(env: dict[str, str
         expected = expected.replace(text.encode(), f"[REDACTED:{family}]".encode())
     assert len(got) == len(expected) and got == expected
     assert peak_kb <= 100 * 1024, f"peak RSS {peak_kb / 1024:.0f} MB"
+
+
+def test_the_redaction_fingerprint_follows_the_settings_not_their_order(tmp_path: Path) -> None:
+    values = {"A_TOKEN": "Zx9qWv3rTy7uIo1p", "B_TOKEN": "Qw8eRt5yUi2oPa4s"}
+    one = Redactor.from_settings(environ=values, home=tmp_path)
+    other = Redactor.from_settings(environ=dict(reversed(values.items())), home=tmp_path)
+    assert one.fingerprint == other.fingerprint
+    assert (
+        Redactor.from_settings(environ=values, home=tmp_path, allowlist=["x"]).fingerprint != one.fingerprint
+    )
+    assert Redactor.from_settings(environ={}, home=tmp_path).fingerprint != one.fingerprint

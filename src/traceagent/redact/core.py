@@ -146,8 +146,9 @@ class Redactor:
         other settings would mix two redactions, so such a copy is sent whole again.
         """
         h = hashlib.sha256()
-        for rule in self.rules:
-            h.update(rule.name.encode() + b"\0" + rule.pattern.encode("utf-8", "surrogatepass") + b"\0")
+        # Sorted: the order of the user's environment variables must not change the digest.
+        for name, pattern in sorted((r.name, r.pattern) for r in self.rules):
+            h.update(name.encode() + b"\0" + pattern.encode("utf-8", "surrogatepass") + b"\0")
         for value in sorted(self._allow_exact):
             h.update(b"allow\0" + value + b"\0")
         for rx in self._allow_regex:
