@@ -4,6 +4,11 @@ The snapshot rule (HF's ``PartialFileIO`` idea): read the file only up to the si
 open, keep only complete lines (a half-written last line waits for its newline), pass them
 through the redactor, and write them to a spool file. The sink uploads the spool file, so a
 line appended meanwhile can never be sent torn.
+
+Two costs stay in proportion to what changed: with a :class:`Resume` (a sink that appends),
+only the bytes after what was uploaded are read and spooled, once the file's head and the
+bytes just before the old end match their fingerprints; and a line longer than ``LONG_LINE``
+is never held whole (it streams through the redactor in pieces).
 """
 
 from __future__ import annotations

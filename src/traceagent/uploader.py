@@ -4,6 +4,7 @@ For a transcript, a snapshot is its complete lines, redacted (``snapshot.py``). 
 whose store the viewer cannot read (a SQLite database, a whole-JSON file), the agent's
 exporter converts it into one Session Traces Format file per session, and only the sessions
 whose bytes changed are sent. Nothing is marked uploaded until the sink call returned.
+To a sink that can append (the folder), a file that only grew sends just its new lines.
 """
 
 from __future__ import annotations
