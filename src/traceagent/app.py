@@ -183,7 +183,8 @@ def transform_factory(ctx: Context) -> Any:
                 extra_values=[token.token] if token else [],
             )
             log.info("Redaction on (engine: %s)", redactor.engine_name)
-        fn: Transform = redactor.redact_chunk
+        # The redactor itself: a transform that also streams long lines (``line_stream``).
+        fn: Transform = redactor
         return fn
 
     return make

@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS files (
     last_error TEXT,
     meta TEXT,
     source TEXT,
-    out_size INTEGER
+    out_size INTEGER,
+    up_marks TEXT
 );
 CREATE INDEX IF NOT EXISTS files_queue ON files(status, next_attempt_at);
 CREATE INDEX IF NOT EXISTS files_recent ON files(is_trace, ck_mtime_ns);
@@ -82,6 +83,9 @@ class FileRow:
     source: str | None
     #: Bytes of the remote copy as last uploaded (after redaction); None before it is known.
     out_size: int | None
+    #: Fingerprints of the uploaded bytes (``snapshot.make_marks``), kept where the sink can
+    #: append: the next upload then sends only the lines added after ``up_size``.
+    up_marks: str | None = None
 
 
 class Record(NamedTuple):
@@ -90,12 +94,15 @@ class Record(NamedTuple):
     path: str
     ck_size: int
     ck_mtime_ns: int
-    #: Source bytes covered (complete lines) and their hash.
+    #: Source bytes covered (complete lines) and their hash (after an append: chained,
+    #: ``snapshot.chain_hash``).
     up_size: int
     up_hash: str
     meta: str | None
     #: Bytes of the remote copy (after redaction).
     out_size: int
+    #: Fingerprints for the next append (None: the next upload sends the file whole).
+    marks: str | None = None
 
 
 _COLUMNS = ", ".join(f.name for f in dataclasses.fields(FileRow))
@@ -157,6 +164,8 @@ class StateDB:
                 conn.execute("ALTER TABLE files ADD COLUMN source TEXT")
             if "out_size" not in columns:  # a state.db from before remote sizes were kept
                 conn.execute("ALTER TABLE files ADD COLUMN out_size INTEGER")
+            if "up_marks" not in columns:  # a state.db from before appends
+                conn.execute("ALTER TABLE files ADD COLUMN up_marks TEXT")
             conn.execute("CREATE INDEX IF NOT EXISTS files_source ON files(source)")
             conn.execute("INSERT OR IGNORE INTO kv(k, v) VALUES('schema', ?)", (str(SCHEMA_VERSION),))
             # SQLite opens a file it may not write (root-owned, chattr +i) read-only without a
@@ -362,9 +371,9 @@ class StateDB:
             c.executemany(
                 "UPDATE files SET status = 'ok', ck_size = ?, ck_mtime_ns = ?, up_size = ?, up_hash = ?, "
                 "uploaded_at = ?, attempts = 0, next_attempt_at = 0, last_error = NULL, "
-                "meta = COALESCE(?, meta), out_size = ? WHERE path = ?",
+                "meta = COALESCE(?, meta), out_size = ?, up_marks = ? WHERE path = ?",
                 [
-                    (r.ck_size, r.ck_mtime_ns, r.up_size, r.up_hash, now, r.meta, r.out_size, r.path)
+                    (r.ck_size, r.ck_mtime_ns, r.up_size, r.up_hash, now, r.meta, r.out_size, r.marks, r.path)
                     for r in entries
                 ],
             )
@@ -410,7 +419,7 @@ class StateDB:
         with self._lock:
             self._conn.execute(
                 "UPDATE files SET up_size = 0, up_hash = NULL, uploaded_at = NULL, ck_size = NULL, out_size = NULL, "
-                "ck_mtime_ns = NULL, status = CASE WHEN status = 'gone' THEN 'gone' ELSE 'pending' END, "
+                "up_marks = NULL, ck_mtime_ns = NULL, status = CASE WHEN status = 'gone' THEN 'gone' ELSE 'pending' END, "
                 "attempts = 0, next_attempt_at = 0"
             )
 

@@ -4,6 +4,7 @@ For a transcript, a snapshot is its complete lines, redacted (``snapshot.py``). 
 whose store the viewer cannot read (a SQLite database, a whole-JSON file), the agent's
 exporter converts it into one Session Traces Format file per session, and only the sessions
 whose bytes changed are sent. Nothing is marked uploaded until the sink call returned.
+To a sink that can append (the folder), a file that only grew sends just its new lines.
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ from traceagent.agents import BY_NAME
 from traceagent.agents.base import Agent, SessionMeta
 from traceagent.sinks.base import ErrorKind, Sink, SinkError, UploadItem
 from traceagent.sinks.keys import InvalidKeyError, make_key
-from traceagent.snapshot import SnapshotError, Transform, take_snapshot
+from traceagent.snapshot import (
+    Resume,
+    SnapshotError,
+    Transform,
+    feed_complete_lines,
+    same_content,
+    take_snapshot,
+    transform_tag,
+)
 from traceagent.state import FileRow, Record, StateDB
 
 log = logging.getLogger(__name__)
@@ -93,7 +102,7 @@ class Uploader:
         prepared: list[_Prepared] = []
         for row in rows:
             try:
-                out = self._prepare(row)
+                out = self._prepare(row, sink)
             except Exception as e:  # one bad file never stops the others
                 log.exception("Unexpected error reading %s", row.path)
                 self.file_error(row.path, f"unexpected error: {e}", transient=True, attempts=row.attempts)
@@ -162,7 +171,7 @@ class Uploader:
 
     # -- snapshots -----------------------------------------------------------------------------
 
-    def _prepare(self, row: FileRow) -> list[_Prepared] | bool:
+    def _prepare(self, row: FileRow, sink: Sink) -> list[_Prepared] | bool:
         """The items to send for one row; ``[]``/True when nothing changed, False on a per-file error."""
         agent = BY_NAME.get(row.agent)
         if agent is None:
@@ -175,15 +184,18 @@ class Uploader:
         # The key is "<remote folder>/<path relative to the root>".
         whole_json = agent.is_whole_json(PurePosixPath(*PurePosixPath(row.key).parts[1:]))
         fresh = dataclasses.replace(meta)
+        transform = self._transform_for(row.agent)
+        resume = None if whole_json else self._resume(row, sink, transform)
         try:
             snap = take_snapshot(
                 path,
                 self.spool_dir,
                 whole_json=whole_json,
-                transform=self._transform_for(row.agent),
+                transform=transform,
                 feed=None if whole_json else (lambda chunk: safe_feed(agent, fresh, chunk, path)),
                 feed_from=meta.parsed_bytes,
                 prefix_len=row.up_size,
+                resume=resume,
             )
         except FileNotFoundError:
             log.info("Local file vanished before upload, remote copy kept: %s", path)
@@ -197,23 +209,68 @@ class Uploader:
                 row.path, f"cannot read: {e.strerror or e}", transient=True, attempts=row.attempts
             )
             return False
-        rewritten = row.up_size > 0 and snap.prefix_sha256 != row.up_hash
+        appended = snap.start > 0
+        # After an append the recorded hash is chained, not the prefix's: the fingerprints tell.
+        rewritten = (
+            not appended
+            and row.up_size > 0
+            and snap.prefix_sha256 != row.up_hash
+            and not same_content(snap.prefix_marks, row.up_marks)
+        )
         if not whole_json and (rewritten or snap.size < meta.parsed_bytes):
             log.info("%s was rewritten; uploading it whole", path)
             fresh = reparse(agent, path, snap.size)
         if not whole_json:
             fresh.parsed_bytes = snap.size
-        meta_json = None if whole_json else redact_meta(fresh, self._transform_for(row.agent)).to_json()
+        meta_json = None if whole_json else redact_meta(fresh, transform).to_json()
         if (snap.size == row.up_size and snap.sha256 == row.up_hash) or snap.size == 0:
             snap.discard()
             self.db.record_checked(row.path, snap.stat_size, snap.stat_mtime_ns, meta_json)
             return True
         assert snap.spool_path is not None
-        item = UploadItem(spool_path=snap.spool_path, key=row.key, size=snap.out_size, mtime=snap.mtime)
+        if appended:
+            # Only the new lines, to go right after the remote copy's last byte.
+            assert row.out_size is not None
+            item = UploadItem(
+                spool_path=snap.spool_path,
+                key=row.key,
+                size=snap.out_size,
+                mtime=snap.mtime,
+                append_at=row.out_size,
+            )
+            out_size = row.out_size + snap.out_size
+        else:
+            item = UploadItem(spool_path=snap.spool_path, key=row.key, size=snap.out_size, mtime=snap.mtime)
+            out_size = snap.out_size
         record = Record(
-            row.path, snap.stat_size, snap.stat_mtime_ns, snap.size, snap.sha256, meta_json, snap.out_size
+            row.path,
+            snap.stat_size,
+            snap.stat_mtime_ns,
+            snap.size,
+            snap.sha256,
+            meta_json,
+            out_size,
+            snap.marks if sink.can_append and not whole_json else None,
         )
         return [_Prepared(item, record, snap.redactions, attempts=row.attempts)]
+
+    def _resume(self, row: FileRow, sink: Sink, transform: Transform | None) -> Resume | None:
+        """Where to append to the remote copy, when the sink can and it is as we left it.
+
+        The copy must hold exactly the bytes we recorded (its size is the ``out_size`` we
+        wrote), and they must have been redacted the way new lines would be. Otherwise (a
+        first upload, a copy changed or removed behind our back, a torn append after a
+        crash, other redaction settings) the file goes whole, which also heals the copy.
+        """
+        if not sink.can_append or row.up_size <= 0 or not row.up_hash or not row.up_marks:
+            return None
+        if row.out_size is None:
+            return None
+        if row.up_marks.split(":", 2)[1:2] != [transform_tag(transform)]:
+            return None
+        if sink.append_size(row.key) != row.out_size:
+            return None
+        return Resume(row.up_size, row.up_hash, row.up_marks)
 
     def _prepare_export(self, row: FileRow, agent: Agent) -> list[_Prepared] | bool:
         """Convert an agent's store into per-session STS files; keep only the changed ones."""
@@ -325,18 +382,7 @@ def reparse(agent: Agent, path: Path, size: int) -> SessionMeta:
     """Read a rewritten file's metadata from the start (rare: Pi migrations, rewrites)."""
     meta = SessionMeta()
     try:
-        with open(path, "rb") as f:
-            done, carry = 0, b""
-            while done < size:
-                block = f.read(min(1 << 20, size - done))
-                if not block:
-                    break
-                done += len(block)
-                buf = carry + block
-                cut = buf.rfind(b"\n") + 1
-                if cut:
-                    safe_feed(agent, meta, buf[:cut], path)
-                carry = buf[cut:]
+        feed_complete_lines(path, size, lambda chunk: safe_feed(agent, meta, chunk, path))
     except OSError as e:
         log.warning("Cannot re-read %s for its metadata: %s", path, e.strerror or e)
     return meta

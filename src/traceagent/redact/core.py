@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import own_secrets as own_secrets_module
-from .boundaries import widen_to_escapes
+from .boundaries import escape_start, widen_to_escapes
 from .engines import EngineUnavailableError, Prefilter, make_prefilter
 from .rules import BUILTIN_NAMES, BUILTIN_RULES, Rule, known_value_rule, user_rule
 
@@ -20,6 +21,16 @@ log = logging.getLogger(__name__)
 
 _RULE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}\Z")
 _PREVIEW_BLOCK = 1 << 20
+
+#: :class:`LineStream` geometry. Each window redacts ``STREAM_STEP`` new bytes and keeps the
+#: next ``STREAM_MARGIN`` for the following window, so any match shorter than the margin that
+#: starts in one window is seen whole there; ``STREAM_CONTEXT`` bytes before a window give the
+#: escape-aware left boundaries (and key names) their context. A match that still runs into
+#: the window's end grows the window, up to ``STREAM_MAX_WINDOW``.
+STREAM_STEP = 1 << 20
+STREAM_MARGIN = 64 << 10
+STREAM_CONTEXT = 4 << 10
+STREAM_MAX_WINDOW = 16 << 20
 
 
 class RedactConfigError(ValueError):
@@ -122,6 +133,31 @@ class Redactor:
             raise RedactConfigError(f"redaction engine: {exc}") from exc
 
     # -- public API -----------------------------------------------------------------------
+
+    def __call__(self, data: bytes) -> tuple[bytes, dict[str, int]]:
+        """:meth:`redact_chunk`: a redactor is the snapshot's transform."""
+        return self.redact_chunk(data)
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A short digest of the rule set and allowlist (the same settings give the same value).
+
+        The uploader keeps it with each remote copy: lines appended to a copy redacted with
+        other settings would mix two redactions, so such a copy is sent whole again.
+        """
+        h = hashlib.sha256()
+        # Sorted: the order of the user's environment variables must not change the digest.
+        for name, pattern in sorted((r.name, r.pattern) for r in self.rules):
+            h.update(name.encode() + b"\0" + pattern.encode("utf-8", "surrogatepass") + b"\0")
+        for value in sorted(self._allow_exact):
+            h.update(b"allow\0" + value + b"\0")
+        for rx in self._allow_regex:
+            h.update(b"allow-re\0" + rx.pattern + b"\0")
+        return h.hexdigest()[:16]
+
+    def line_stream(self) -> LineStream:
+        """Redact one line given in pieces, in bounded memory (see :class:`LineStream`)."""
+        return LineStream(self)
 
     def redact_chunk(self, data: bytes) -> tuple[bytes, dict[str, int]]:
         """Redact complete JSONL lines; return the bytes and the number of redactions per rule.
@@ -245,6 +281,84 @@ class Redactor:
         if _is_json(new_line):
             return new_line
         return b'{"redacted":"' + marker(self.rules[spans[0][2]].name) + b'"}'  # pragma: no cover
+
+
+class LineStream:
+    """Redacts one (very long) line given in pieces, holding a few MB whatever its length.
+
+    :meth:`feed` takes the next bytes of the line (never a newline) and returns the redacted
+    bytes that are final; :meth:`finish` returns the rest once the line is complete. The
+    output is what :meth:`Redactor.redact_chunk` gives for the whole line, for every secret
+    shorter than ``STREAM_MAX_WINDOW``: windows overlap by ``STREAM_MARGIN`` (a secret
+    straddling a piece or window boundary is seen whole) and a match reaching a window's end
+    grows the window. One difference: the fallback for a *user* rule whose match crosses JSON
+    structure (``_replace_tokens``) needs the whole line, so it does not apply here.
+    """
+
+    def __init__(
+        self,
+        redactor: Redactor,
+        *,
+        step: int = STREAM_STEP,
+        margin: int = STREAM_MARGIN,
+        context: int = STREAM_CONTEXT,
+        max_window: int = STREAM_MAX_WINDOW,
+    ) -> None:
+        self._r = redactor
+        self._step, self._margin, self._context, self._max = step, margin, context, max_window
+        self._ctx = b""  # source bytes just before ``_buf`` (already emitted)
+        self._buf = bytearray()  # source bytes not emitted yet
+        self._need = step + margin
+        #: Redactions per rule so far.
+        self.counts: dict[str, int] = {}
+
+    def feed(self, data: bytes) -> bytes:
+        """Add the next bytes of the line; return the redacted bytes that are now final."""
+        self._buf += data
+        out: list[bytes] = []
+        while len(self._buf) >= self._need:
+            piece = self._window(final=False)
+            if piece is None:
+                break
+            out.append(piece)
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        """The line is complete: the redacted rest (without a newline)."""
+        piece = self._window(final=True)
+        assert piece is not None
+        return piece
+
+    def _window(self, *, final: bool) -> bytes | None:
+        window = self._ctx + bytes(self._buf)
+        off = len(self._ctx)
+        ids = sorted({i for _, _, found in self._r._candidates(window) for i in found})
+        spans = self._r._spans(window, ids) if ids else []
+        cut = len(window)
+        if not final:
+            cut = len(window) - self._margin
+            # Never cut inside a JSON escape: a span of the next window may start right there.
+            while cut > off and escape_start(window, cut) is not None:
+                cut -= 1
+        kept: list[_Span] = []
+        for s, e, idx in spans:
+            if e <= off or s >= cut:
+                continue  # decided by the previous window / left for the next one
+            if not final and e >= len(window) and len(self._buf) < self._max:
+                # The match may go on past the window: look again with more bytes.
+                self._need = len(self._buf) + self._step
+                return None
+            kept.append((max(s, off) - off, e - off, idx))
+            cut = max(cut, e)
+        segment = window[off:cut]
+        for _, _, idx in kept:
+            name = self._r.rules[idx].name
+            self.counts[name] = self.counts.get(name, 0) + 1
+        out = self._r._replace(segment, kept) if kept else segment
+        self._ctx = window[max(0, cut - self._context) : cut]
+        del self._buf[: cut - off]
+        self._need = self._step + self._margin
+        return out
 
 
 _JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[^\s{}\[\],:"]+|[\s{}\[\],:]+', re.DOTALL)

@@ -55,13 +55,16 @@ class UploadItem:
     """One file to publish: ``spool_path`` holds the bytes, ``key`` is the remote path.
 
     ``mtime`` (seconds) is the source file's modification time, so the remote copy keeps
-    the same mtime that ``hf sync`` would give it.
+    the same mtime that ``hf sync`` would give it. ``append_at`` (only for a sink that
+    :attr:`~Sink.can_append`): the spool file holds complete lines to add to the remote copy,
+    which must be exactly ``append_at`` bytes long; None: the spool file is the whole copy.
     """
 
     spool_path: Path
     key: str
     size: int
     mtime: float
+    append_at: int | None = None
 
 
 class Sink(abc.ABC):
@@ -69,6 +72,9 @@ class Sink(abc.ABC):
 
     #: Short name shown in status output ("local folder", "Hugging Face bucket").
     kind: str = "sink"
+    #: The sink takes items with ``append_at`` (a folder can append in place; a bucket cannot,
+    #: and Xet already sends only the new chunks of a whole file).
+    can_append: bool = False
 
     @property
     @abc.abstractmethod
@@ -98,6 +104,14 @@ class Sink(abc.ABC):
     @abc.abstractmethod
     def browse_url(self) -> str:
         """A link to the destination as a whole (the bucket page, or the folder)."""
+
+    def append_size(self, key: str) -> int | None:
+        """The size of the remote copy at ``key`` if new lines can be appended to it, else None.
+
+        Asked before an append is prepared: a copy that is missing or not the size we left it
+        is sent whole instead. Only sinks that :attr:`can_append` answer.
+        """
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook, most sinks hold nothing
         """Release resources held by the sink."""

@@ -1,8 +1,10 @@
 """A folder with the bucket layout: the embedded default, and handy for a NAS or synced folder.
 
-Writes are atomic: the spool file is renamed into place when it is on the same disk, else
-copied to a temp file beside the target and renamed, so a reader (or a crash) never sees a
-half-written transcript.
+Whole copies are atomic: the spool file is renamed into place when it is on the same disk,
+else copied to a temp file beside the target and renamed, so a reader (or a crash) never sees
+a half-written transcript. An append (an item with ``append_at``) adds complete lines to the
+copy in place, only when the copy is exactly the size traceagent left it; a crash in the
+middle leaves a copy of another size, which the next upload replaces whole (never truncated).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import errno
 import logging
 import os
 import shutil
+import stat
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +25,8 @@ from traceagent.sinks.keys import InvalidKeyError, check_key
 log = logging.getLogger(__name__)
 
 TMP_DIR = ".traceagent-tmp"
+#: An append up to this size goes in one ``write`` (a reader sees all new lines or none).
+APPEND_ONE_WRITE = 16 << 20
 
 
 def folder_from_destination(destination: str) -> Path:
@@ -35,6 +40,7 @@ class LocalFolderSink(Sink):
     """Mirror into ``root/<key>``."""
 
     kind = "local folder"
+    can_append = True
 
     def __init__(self, root: Path) -> None:
         self.root = root.absolute()
@@ -95,8 +101,43 @@ class LocalFolderSink(Sink):
         if failed:
             raise SinkError("; ".join(messages), kind=ErrorKind.PER_FILE, failed_keys=failed)
 
+    def append_size(self, key: str) -> int | None:
+        """The copy's size (a stat): new lines go after it if it is what we left there."""
+        try:
+            check_key(key)
+            st = os.lstat(self.root / key)
+        except (InvalidKeyError, OSError):
+            return None
+        # A symlink or anything but a plain file is replaced by a whole copy, as before.
+        return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+    def _append(self, item: UploadItem, target: Path) -> None:
+        """Write the new lines after the copy's last byte: I/O in proportion to the append."""
+        assert item.append_at is not None
+        fd = os.open(target, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size != item.append_at:
+                # Changed since we asked (by hand, or a torn append): the retry sends it whole.
+                raise OSError(
+                    f"the copy is {st.st_size} bytes, not the {item.append_at} traceagent left; "
+                    "it will be sent whole"
+                )
+            with open(item.spool_path, "rb") as src:
+                while data := src.read(APPEND_ONE_WRITE):
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.utime(target, (item.mtime, item.mtime))
+        item.spool_path.unlink(missing_ok=True)
+
     def _place(self, item: UploadItem) -> None:
         target = self.root / item.key
+        if item.append_at is not None:
+            self._append(item, target)
+            return
         target.parent.mkdir(parents=True, exist_ok=True)
         os.utime(item.spool_path, (item.mtime, item.mtime))
         try:
