@@ -46,6 +46,8 @@ BAD = [
     ("https://huggingface.co/buckets/alice/x/resolve/a.jsonl", "points at a file"),
     ("https://huggingface.co/alice/x", "not a bucket's page"),
     ("file://nas/share", "names another host"),
+    ("~nosuchuser-xyz/traces", "no such user or home folder"),
+    ("/srv/a\x00b", "contains a NUL character"),
 ]
 
 

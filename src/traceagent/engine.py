@@ -722,8 +722,8 @@ class Engine:
         assert self._sink is not None
         try:
             listing = self._sink.list_files()
-        except SinkError as e:
-            self._handle_sink_error(e, [])
+        except SinkError as e:  # reported to the one who asked; uploads go on as they were
+            log.warning("Could not list %s to verify it: %s", self._sink.location, e.message)
             return VerifyResult(error=e.message)
         result = VerifyResult(replaced=self._replaced != replaced)
         for path, key, out_size, gone in self.db.uploaded_rows(self._enabled_agents()):

@@ -257,9 +257,14 @@ def _file_url_folder(raw: str) -> Path:
 
 
 def _absolute(path: str, raw: str) -> Path:
+    if "\x00" in path:
+        raise DestinationError(f"{raw!r} contains a NUL character")
     p = Path(path)
     if path.startswith("~"):
-        p = p.expanduser()
+        try:
+            p = p.expanduser()
+        except RuntimeError:  # "~nosuchuser", or no home folder at all
+            p = Path(path)
         if str(p).startswith("~"):
             raise DestinationError(f"cannot expand {raw!r}: no such user or home folder")
     if not p.is_absolute():
