@@ -273,3 +273,18 @@ def test_the_bucket_identity_follows_its_creation(fake_hub: FakeHub) -> None:
     fake_hub.delete_bucket(BUCKET)
     fake_hub.create_bucket(BUCKET, private=True)
     assert sink.identity() not in (first, second)
+
+
+def test_listing_a_bucket_under_a_prefix_gives_item_keys_and_sizes(fake_hub: FakeHub, tmp_path: Path) -> None:
+    from hfsupport import make_item
+
+    sink = HfSink(f"hf://buckets/{BUCKET}/laptop", token=TOKEN, endpoint=fake_hub.endpoint)
+    items = [make_item(tmp_path, "claude/-p/a.jsonl", b"1\n"), make_item(tmp_path, "pi/b c/d.jsonl", b"22\n")]
+    sink.upload(items)
+    HfSink(f"hf://buckets/{BUCKET}", token=TOKEN, endpoint=fake_hub.endpoint).upload(
+        [make_item(tmp_path, "elsewhere.jsonl", b"x\n")]
+    )
+    assert sink.list_files() == {"claude/-p/a.jsonl": 2, "pi/b c/d.jsonl": 3}
+    fake_hub.delete_bucket(BUCKET)
+    assert sink.list_files() == {}  # a vanished bucket holds nothing (and is not created by a listing)
+    assert BUCKET not in fake_hub.buckets
