@@ -753,7 +753,9 @@ class Engine:
         return result
 
     def request_verify(self, timeout: float = VERIFY_TIMEOUT) -> VerifyResult:
-        """:meth:`verify` in the engine thread (the daemon's own sink and state), waiting for it."""
+        """:meth:`verify` in the engine thread (the daemon's own sink and state), waiting for it
+        (the engine must have been started). Raises ``TimeoutError`` after ``timeout`` seconds,
+        ``CancelledError`` when the engine stops first."""
         future: Future[VerifyResult] = Future()
         with self._cond:
             self._verify_requests.append(future)
