@@ -94,8 +94,12 @@ def bucket_dir(env: dict[str, str]) -> Path:
 
 
 def remote_files(dest: Path) -> dict[str, bytes]:
-    """Every file in a local-folder bucket, by key."""
-    return {f.relative_to(dest).as_posix(): f.read_bytes() for f in sorted(dest.rglob("*")) if f.is_file()}
+    """Every file in a local-folder bucket, by key (traceagent's own ``_traceagent/`` left out)."""
+    return {
+        f.relative_to(dest).as_posix(): f.read_bytes()
+        for f in sorted(dest.rglob("*"))
+        if f.is_file() and f.relative_to(dest).parts[0] != "_traceagent"
+    }
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 15.0, interval: float = 0.05) -> bool:

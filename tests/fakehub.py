@@ -22,6 +22,9 @@ the Hub's source):
 * ``/batch`` rejects keys that break the bucket key rules as per-operation failures:
   200 with ``failed`` for a partial failure, 422 when every operation failed.
 * Sizes are read back from the CAS (the ``/batch`` add carries no size).
+* ``GET /api/buckets/{id}`` answers ``id``, ``private``, ``createdAt``, ``size``, ``totalFiles``
+  (``BucketInfo``); ``DELETE`` removes the bucket and its files, and a bucket created again
+  under the same id has a later ``createdAt``.
 
 Test hooks (Python, same process): :meth:`FakeHub.fail_next` injects failures (a status
 with headers, or ``0`` to drop the connection without an answer), :meth:`FakeHub.revoke`
@@ -106,6 +109,7 @@ class FakeHub:
         self._rejected: list[re.Pattern[str]] = []
         self._lock = threading.Lock()
         self._sizes: dict[str, int] = {}
+        self._last_created_ms = 0.0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -179,9 +183,16 @@ class FakeHub:
             self.tokens[token] = (user, role)
 
     def create_bucket(self, bucket_id: str, *, private: bool) -> Bucket:
-        """Create a bucket directly (e.g. a public one, to test refusal)."""
+        """Create a bucket directly (e.g. a public one, to test refusal).
+
+        Its ``createdAt`` is its identity, as on the Hub: ``bucket_info`` answers the same
+        ``id`` for a bucket deleted and created again, but a later creation time (kept
+        strictly increasing here, so two creations in one millisecond still differ).
+        """
         with self._lock:
-            bucket = Bucket(bucket_id, private, time.time() * 1000)
+            created = max(time.time() * 1000, self._last_created_ms + 1)
+            self._last_created_ms = created
+            bucket = Bucket(bucket_id, private, created)
             self.buckets[bucket_id] = bucket
             return bucket
 
@@ -422,6 +433,11 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(200, {"url": f"http://{host}/buckets/{bid}", "name": bid, "id": bid})
             if bucket is None or (bucket.private and (caller is None or caller[0] != ns)):
                 return self._not_found()
+            if self.command == "DELETE" and rest == "":
+                if not self._may_write(ns):
+                    return None
+                fake.delete_bucket(bid)
+                return self._send(200, {})
             if self.command == "GET" and rest == "":
                 entries = [fake._entry(f) for f in list(bucket.files.values())]
                 return self._send(

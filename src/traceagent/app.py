@@ -23,7 +23,8 @@ from traceagent.engine import Engine
 from traceagent.errors import UserError
 from traceagent.paths import AppPaths, app_paths
 from traceagent.sinks.base import ErrorKind, Sink, SinkError
-from traceagent.sinks.local import LocalFolderSink, folder_from_destination
+from traceagent.sinks.keys import parse_destination
+from traceagent.sinks.local import LocalFolderSink
 from traceagent.snapshot import Transform
 
 if TYPE_CHECKING:
@@ -104,8 +105,9 @@ class SinkFactory:
             self._adopt_tried = True
             token_info = auth.adopt_keyring_token(ctx.environ)
         self.signed_in_as = None
-        if dest and not dest.startswith("hf://"):
-            return LocalFolderSink(folder_from_destination(dest))
+        parsed = parse_destination(dest) if dest else None  # DestinationError: a ValueError
+        if parsed is not None and parsed.folder is not None:
+            return LocalFolderSink(parsed.folder)
         if token_info is None:
             if not dest and not self.signed_out and self.previous and self.previous.startswith("hf://"):
                 raise SinkError(
@@ -328,6 +330,15 @@ def handle_request(engine: Engine, stop: threading.Event, request: dict[str, Any
     if cmd == "sync_now":
         engine.sync_now()
         return {"ok": True}
+    if cmd == "verify":
+        import concurrent.futures
+
+        try:
+            return {"verify": engine.request_verify().to_json()}
+        except concurrent.futures.TimeoutError:
+            return {"error": "the daemon is still verifying the destination; see `traceagent status`"}
+        except concurrent.futures.CancelledError:
+            return {"error": "traceagent stopped while verifying the destination"}
     if cmd == "reload":
         engine.reload_sink()
         return {"ok": True}

@@ -67,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s = sub.add_parser("sync", help="one catch-up pass in the foreground")
     s.add_argument("--dry-run", action="store_true", help="list what would be uploaded, upload nothing")
+    s.add_argument(
+        "--verify",
+        action="store_true",
+        help="also list the destination and send again every file missing there or of another size",
+    )
     st = sub.add_parser("status", help="destination, state, counts, last upload, last trace")
     st.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     sub.add_parser("agents", help="detected agents, their session folders and session counts")
@@ -196,7 +201,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    """``traceagent sync [--dry-run]``: one pass in the foreground (or via the daemon)."""
+    """``traceagent sync [--dry-run] [--verify]``: one pass in the foreground (or via the daemon)."""
     from traceagent.app import build_engine
     from traceagent.control import DaemonLock
     from traceagent.errors import AlreadyRunningError
@@ -205,20 +210,30 @@ def cmd_sync(args: argparse.Namespace) -> int:
     ctx = load_ctx()
     ctx.paths.ensure()
     setup_logging(ctx.paths.log_file, ctx.settings.log_level, stderr=False)
+    verify = bool(getattr(args, "verify", False))
     if args.dry_run:
+        if verify:
+            raise UserError("--dry-run and --verify cannot be combined.")
         return _dry_run(ctx)
     lock = DaemonLock(ctx.paths.lock_file)
     try:
         lock.acquire()
     except AlreadyRunningError:
-        return _sync_via_daemon(ctx)
+        return _sync_via_daemon(ctx, verify=verify)
     try:
         engine, _ = build_engine(ctx)
+        checked = engine.verify() if verify else None
+        if checked is not None and checked.error:
+            engine.stop()
+            raise UserError(f"Could not verify the destination: {checked.error}")
         bar = _Progress() if sys.stdout.isatty() else None
         result = engine.run_pass(progress=bar.update if bar else None)
         if bar:
             bar.done()
         dest = engine.status().destination
+        if checked is not None:
+            landed = {p for p, _, _ in checked.resent if _landed(engine.db.row(p))}
+            _print_verify(checked, dest, landed)
         engine.stop()
     finally:
         lock.release()
@@ -270,10 +285,40 @@ def _dry_run(ctx: Any) -> int:
     return 0
 
 
-def _sync_via_daemon(ctx: Any) -> int:
+def _landed(row: Any) -> bool:
+    """Whether a ledger row says its file is at the destination now."""
+    return row is not None and row.status == "ok" and row.up_hash is not None
+
+
+def _print_verify(checked: Any, dest: str, landed: set[str]) -> None:
+    """What ``sync --verify`` found and what it sent again, one line per file."""
+    if checked.replaced:
+        print(
+            f"{dest} is not the destination the uploads went to (deleted or re-created): every file is sent again."
+        )
+    print(
+        f"Verified {checked.checked} file(s) in {dest}: {len(checked.resent) + len(checked.lost)} missing or changed."
+    )
+    for path, key, why in checked.resent:
+        print(f"  {'re-sent' if path in landed else 'not yet re-sent'}: {key} ({why})")
+    for _, key, why in checked.lost:
+        print(f"  cannot re-send: {key} ({why}; the local file is gone)")
+
+
+def _sync_via_daemon(ctx: Any, *, verify: bool = False) -> int:
     if ask_daemon(ctx, "sync_now") is None:
         raise UserError("traceagent stopped while asked to sync; run `traceagent sync` again.")
     print("traceagent is running; asked it to sync now.")
+    checked = None
+    if verify:
+        from traceagent.engine import VERIFY_TIMEOUT, VerifyResult
+
+        reply = ask_daemon(ctx, "verify", timeout=VERIFY_TIMEOUT + 30)
+        if reply is None:
+            raise UserError("traceagent stopped while verifying; run `traceagent sync --verify` again.")
+        checked = VerifyResult.from_json(reply["verify"])
+        if checked.error:
+            raise UserError(f"Could not verify the destination: {checked.error}")
     deadline = time.monotonic() + 600
     time.sleep(1.0)  # let the daemon take the request (rescan) before judging its state
     while time.monotonic() < deadline:
@@ -283,6 +328,8 @@ def _sync_via_daemon(ctx: Any) -> int:
             raise UserError("traceagent stopped while syncing; run `traceagent sync` again.")
         st = reply["status"]
         if st["state"] in ("up_to_date",):
+            if checked is not None:  # up to date: every file queued again has landed
+                _print_verify(checked, st["destination"], {p for p, _, _ in checked.resent})
             print(f"Up to date: {st['uploaded']} file(s) in {st['destination']}.")
             return 0
         if st["state"] in ("error", "signin_needed", "paused"):
@@ -316,7 +363,8 @@ class _Progress:
 def _status_offline(ctx: Any) -> dict[str, Any]:
     """Status from ``state.db`` when no daemon runs (read-only view, no network)."""
     from traceagent.engine import Engine
-    from traceagent.sinks.local import LocalFolderSink, folder_from_destination
+    from traceagent.sinks.keys import DestinationError, parse_destination
+    from traceagent.sinks.local import LocalFolderSink
 
     def current_sink() -> Any:  # the engine asks for a sink only if it has none; it has one below
         return engine._sink
@@ -326,19 +374,25 @@ def _status_offline(ctx: Any) -> dict[str, Any]:
     try:
         # The destination is the configured one, else the one the daemon used last (for links).
         dest = ctx.settings.destination or engine.db.get("destination")
-        if dest and dest.startswith("hf://"):
+        try:
+            parsed = parse_destination(dest) if dest else None
+        except DestinationError:  # a value an older version stored: shown as it is, with no links
+            parsed = None
+        if parsed is not None and parsed.is_hub:
             from traceagent.app import hf_endpoint
             from traceagent.sinks.hf import HfSink
 
             sink = HfSink(
-                dest, token=None, endpoint=hf_endpoint(ctx), url_template=ctx.settings.viewer_url_template
+                parsed.uri,
+                token=None,
+                endpoint=hf_endpoint(ctx),
+                url_template=ctx.settings.viewer_url_template,
             )
             sink.learn_viewer_routes()  # links exactly as huggingface_hub renders them
             engine._sink = sink
         else:
-            engine._sink = LocalFolderSink(
-                folder_from_destination(dest) if dest else ctx.paths.default_bucket_dir
-            )
+            folder = parsed.folder if parsed is not None else None
+            engine._sink = LocalFolderSink(folder or ctx.paths.default_bucket_dir)
         st = engine.status().to_json()
     finally:
         engine.db.close()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from traceagent.errors import ConfigError
+from traceagent.sinks.keys import DestinationError, parse_destination
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -25,8 +26,6 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 log = logging.getLogger(__name__)
-
-_HF_URI = re.compile(r"^hf://buckets/[\w.-]+/[\w.-]+(/[^\s]*)?$")
 
 KNOWN_AGENTS = (
     "claude",
@@ -158,8 +157,12 @@ _AGENT_KEYS = {"enabled", "paths", "redact"}
 _REDACTION_KEYS = {"allowlist", "rules"}
 
 
-def parse_settings(text: str, path: Path) -> Settings:
-    """Parse and validate the text of a config file (pure; used by :func:`load_settings`)."""
+def parse_settings(text: str, path: Path, *, hf_endpoint: str | None = None) -> Settings:
+    """Parse and validate the text of a config file (pure; used by :func:`load_settings`).
+
+    ``hf_endpoint`` (``HF_ENDPOINT``) is a Hub whose bucket pages are accepted as destinations,
+    besides huggingface.co and the file's own ``endpoint``.
+    """
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -191,11 +194,13 @@ def parse_settings(text: str, path: Path) -> Settings:
                 "viewer_url_template",
                 f"only {{namespace}}, {{bucket}}, {{path}} and {{endpoint}} can be used ({e})",
             ) from None
+    endpoint = v.string(raw, "endpoint")
     destination = v.string(raw, "destination")
-    if destination is not None and destination.startswith("hf://") and not _HF_URI.match(destination):
-        raise v.fail(
-            "destination", f"expected hf://buckets/<namespace>/<bucket>[/<prefix>], got {destination!r}"
-        )
+    if destination is not None:
+        try:
+            destination = parse_destination(destination, endpoints=(endpoint, hf_endpoint)).uri
+        except DestinationError as e:
+            raise v.fail("destination", str(e)) from None
 
     agents: dict[str, AgentSettings] = {}
     agents_raw = raw.get("agents", {})
@@ -241,7 +246,7 @@ def parse_settings(text: str, path: Path) -> Settings:
         redact_allowlist=v.strings(redaction, "allowlist", "redaction"),
         redact_rules=dict(rules),
         viewer_url_template=template,
-        endpoint=v.string(raw, "endpoint"),
+        endpoint=endpoint,
         log_level=level,
         batch_size=batch,
         upload_worker_idle_seconds=v.number(raw, "upload_worker_idle_seconds", 180.0, 1, 86400),
@@ -264,15 +269,14 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read the configuration file: {e}") from None
     else:
-        settings = parse_settings(text, path)
+        settings = parse_settings(text, path, hf_endpoint=env.get("HF_ENDPOINT"))
     override = env.get("TRACEAGENT_DESTINATION")
-    if override:
-        override = override.strip()
-        if override.startswith("hf://") and not _HF_URI.match(override):
-            raise ConfigError(
-                f"TRACEAGENT_DESTINATION: expected hf://buckets/<namespace>/<bucket>[/<prefix>], got {override!r}"
-            )
-        settings = dataclasses.replace(settings, destination=override)
+    if override and override.strip():
+        try:
+            parsed = parse_destination(override, endpoints=(settings.endpoint, env.get("HF_ENDPOINT")))
+        except DestinationError as e:
+            raise ConfigError(f"TRACEAGENT_DESTINATION: {e}") from None
+        settings = dataclasses.replace(settings, destination=parsed.uri)
     return settings
 
 
@@ -298,7 +302,8 @@ def update_config(path: Path, updates: Mapping[str, Any]) -> None:
             node = node[t]
         node[key] = value
     new_text = tomlkit.dumps(doc)
-    parse_settings(new_text, path)  # never write a file we could not load back
+    # never write a file we could not load back
+    parse_settings(new_text, path, hf_endpoint=os.environ.get("HF_ENDPOINT"))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(new_text, encoding="utf-8")
@@ -310,7 +315,8 @@ DEFAULT_CONFIG = """\
 # traceagent settings. Every key is optional; delete a line to get the default back.
 # Changes apply the next time traceagent starts (the tray's toggles apply at once).
 
-# Where traces go: hf://buckets/<namespace>/<bucket>[/<prefix>], a folder, or file:///path.
+# Where traces go: hf://buckets/<namespace>/<bucket>[/<prefix>] (or the bucket's page,
+# https://huggingface.co/buckets/<namespace>/<bucket>), an absolute folder, ~/folder or file:///path.
 # Unset: your private hf://buckets/<you>/agent-sessions once signed in, else a local folder.
 # destination = "hf://buckets/alice/agent-sessions"
 

@@ -7,6 +7,7 @@ due (a debounce deadline, a retry time, the end of a timed pause); it never poll
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -14,7 +15,9 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from traceagent.agents import AGENTS, home_dir
 from traceagent.agents.base import Root, SessionMeta
@@ -24,6 +27,7 @@ from traceagent.debounce import Debouncer
 from traceagent.memory import release_memory
 from traceagent.paths import AppPaths
 from traceagent.sinks.base import ErrorKind, Sink, SinkError
+from traceagent.sinks.keys import DestinationError, parse_destination
 from traceagent.snapshot import Transform
 from traceagent.state import FileRow, StateDB
 from traceagent.status import AgentInfo, Status, SyncState, TraceInfo
@@ -38,9 +42,51 @@ BACKOFF_CAP = 600.0
 #: While the token is rejected: how often to look whether it changed (cheap, local).
 AUTH_RECHECK = 30.0
 
+#: How long a verification asked over the control channel may take (seconds).
+VERIFY_TIMEOUT = 570.0
+
 SinkFactory = Callable[[], Sink]
 TransformFactory = Callable[[str], "Transform | None"]
 Listener = Callable[[], None]
+
+
+@dataclasses.dataclass
+class VerifyResult:
+    """What ``traceagent sync --verify`` found when it compared the destination with the ledger."""
+
+    #: Files whose copy the destination should hold.
+    checked: int = 0
+    #: ``(path, key, why)`` of each file queued to be sent again (missing, or another size).
+    resent: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
+    #: The same for files that cannot be sent again: the local file is gone.
+    lost: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
+    #: Why the destination could not be listed (nothing was checked).
+    error: str | None = None
+    #: The destination was found replaced (its identity changed): every file is sent again.
+    replaced: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (for the control channel)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> VerifyResult:
+        """The inverse of :meth:`to_json`."""
+        return cls(
+            checked=int(d.get("checked", 0)),
+            resent=[(str(p), str(k), str(w)) for p, k, w in d.get("resent", [])],
+            lost=[(str(p), str(k), str(w)) for p, k, w in d.get("lost", [])],
+            error=d.get("error"),
+            replaced=bool(d.get("replaced", False)),
+        )
+
+
+def _same_destination(a: str, b: str) -> bool:
+    """Two spellings of one destination (``hf://buckets/a/b/`` and ``hf://buckets/a/b``)."""
+    try:
+        return parse_destination(a) == parse_destination(b)
+    except DestinationError:
+        return False
 
 
 class Engine:
@@ -84,6 +130,13 @@ class Engine:
         #: A new sink is being built after a sign-in or a new destination: "Syncing", not "Up to
         #: date" (the old destination's counts would say that until the uploads are reset).
         self._connecting = False
+        #: The destination's identity must be checked before the next pass even if nothing is
+        #: due (start, "Sync now", a new sink); ``_identity_checked``: done in this pass.
+        self._identity_due = False
+        self._identity_checked = False
+        self._verify_requests: list[Future[VerifyResult]] = []
+        #: How often the destination turned out to be replaced (a verification reports it).
+        self._replaced = 0
         self._uploading = 0
         self._backoff_until = 0.0
         self._backoff_failures = 0
@@ -114,6 +167,7 @@ class Engine:
     def start(self) -> None:
         """Start watching and uploading in background threads."""
         self._clear_spool()
+        self._identity_due = True
         self._watcher = Watcher(self.roots, self._on_file, self._on_gone, self._on_scan, owners=self._owners)
         self._watcher.start()
         self._thread = threading.Thread(target=self._run, name="traceagent-engine", daemon=True)
@@ -131,6 +185,10 @@ class Engine:
             self._watcher.stop()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
+        with self._cond:
+            unanswered, self._verify_requests = self._verify_requests, []
+        for future in unanswered:
+            future.cancel()
         if self._sink is not None:
             self._sink.close()
         self.db.close()
@@ -178,6 +236,7 @@ class Engine:
             self._backoff_until = 0.0
             self._fatal_error = None
             self._sink_ready = self._sink_ready and self._auth_error is None
+            self._identity_due = True  # "Sync now" also asks whether the destination is still ours
         self.db.release_all()
         self._poke()
 
@@ -191,6 +250,7 @@ class Engine:
             self._auth_error = None
             self._fatal_error = None
             self._backoff_until = 0.0
+            self._identity_due = True
         if old is not None:
             old.close()
         self.db.release_all()
@@ -299,6 +359,7 @@ class Engine:
                     return
                 ready = self._debouncer.pop_ready(self._clock())
                 scans, self._scan_requests = self._scan_requests, []
+                verifies, self._verify_requests = self._verify_requests, []
             self._auth_recheck()
             if ready:
                 self._enqueue(ready)
@@ -306,6 +367,8 @@ class Engine:
                 self._scan(root, folder)
             if ready or scans:
                 self._changed()
+            for request in verifies:
+                self._answer_verify(request)
             self._drain()
 
     def credentials_fingerprint(self) -> str | None:
@@ -331,6 +394,10 @@ class Engine:
             deadlines.append(now + AUTH_RECHECK)
         if self._paused_until is not None and self._paused_until != float("inf"):
             deadlines.append(self._paused_until)
+        if self._identity_due and self._can_upload(now, ignore_backoff=True):
+            # At start and after "Sync now" the destination is checked even with nothing due
+            # (after a failed check: once the backoff is over).
+            deadlines.append(self._backoff_until)
         if self._can_upload(now, ignore_backoff=True):
             due = self.db.next_due_time(self._enabled_agents())
             if due is not None and due < NEVER:
@@ -397,6 +464,7 @@ class Engine:
 
     def _drain_batches(self) -> PassResult:
         result = PassResult()
+        self._identity_checked = False
         while self._can_upload(self._clock()) and self._next_batch(result):
             self._changed()
             with self._cond:
@@ -409,6 +477,12 @@ class Engine:
         if not self._ensure_sink():
             return False
         rows = self.db.due(self._clock(), self.settings.batch_size, agents=self._enabled_agents())
+        if not self._identity_checked and (rows or self._identity_due):
+            # Once per pass, before the first upload: is the destination still the one the
+            # ledger describes? (An idle pass with nothing due asks nothing.)
+            if not self._check_identity():
+                return False
+            rows = self.db.due(self._clock(), self.settings.batch_size, agents=self._enabled_agents())
         if not rows:
             return False
         assert self._sink is not None
@@ -444,16 +518,49 @@ class Engine:
             return False
         previous = self.db.get("destination")
         if previous != self._sink.location:
-            if previous is not None:
+            if previous is not None and not _same_destination(previous, self._sink.location):
                 log.info(
                     "Destination changed from %s to %s: every file will be uploaded again",
                     previous,
                     self._sink.location,
                 )
                 self.db.reset_uploads()
+                self.db.put("destination_identity", None)  # the old destination's
             self.db.put("destination", self._sink.location)
+        if not self._check_identity():
+            return False
         self._sink_ready = True
         self._offline_error = None
+        return True
+
+    def _check_identity(self) -> bool:
+        """Compare the destination's identity with the one the ledger's uploads went to; when
+        it changed (a folder deleted or remounted empty, a bucket deleted and created again),
+        every file is sent again. False when the destination could not be asked."""
+        assert self._sink is not None
+        try:
+            current = self._sink.identity()
+        except SinkError as e:
+            self._handle_sink_error(e, [])
+            return False
+        self._identity_checked = True
+        self._identity_due = False
+        if current is None:
+            return True
+        stored = self.db.get("destination_identity")
+        if stored != current:
+            if stored is not None:
+                gone = self.db.counts().get("gone", 0)
+                log.warning(
+                    "The destination %s is not the one the uploads went to (deleted, re-created or "
+                    "remounted empty?): sending every file again%s",
+                    self._sink.location,
+                    f" ({gone} file(s) deleted locally cannot be sent again)" if gone else "",
+                )
+                self.db.reset_uploads()
+                self._replaced += 1
+                self._changed()
+            self.db.put("destination_identity", current)
         return True
 
     def _set_uploading(self, n: int) -> None:
@@ -513,7 +620,7 @@ class Engine:
             state = SyncState.PAUSED
         elif self._offline_error:
             state = SyncState.OFFLINE
-        elif uploading or pending or not self._caught_up or self._connecting:
+        elif uploading or pending or not self._caught_up or self._connecting or self._identity_due:
             state = SyncState.SYNCING
         else:
             state = SyncState.UP_TO_DATE
@@ -626,6 +733,68 @@ class Engine:
         except (ValueError, KeyError, IndexError):  # a broken viewer_url_template
             return ""
 
+    # -- verification (``traceagent sync --verify``) ---------------------------------------------
+
+    def verify(self) -> VerifyResult:
+        """List the destination and queue every file whose copy is missing there or whose size
+        differs from what was uploaded (a copy overwritten by hand, a folder emptied). Runs
+        in the calling thread: the foreground ``sync``, or the engine thread for
+        :meth:`request_verify`. Remote copies are never deleted or changed otherwise."""
+        replaced = self._replaced
+        if not self._ensure_sink() or not self._check_identity():
+            error = self._auth_error or self._fatal_error or self._offline_error
+            return VerifyResult(error=error or "the destination is not usable right now")
+        assert self._sink is not None
+        try:
+            listing = self._sink.list_files()
+        except SinkError as e:  # reported to the one who asked; uploads go on as they were
+            log.warning("Could not list %s to verify it: %s", self._sink.location, e.message)
+            return VerifyResult(error=e.message)
+        result = VerifyResult(replaced=self._replaced != replaced)
+        for path, key, out_size, gone in self.db.uploaded_rows(self._enabled_agents()):
+            result.checked += 1
+            there = listing.get(key)
+            if there is not None and there == out_size:
+                continue
+            if there is None:
+                why = "missing"
+            elif out_size is None:
+                why = f"{there:,} bytes there; the size sent was not recorded"
+            else:
+                why = f"{there:,} bytes there, {out_size:,} sent"
+            (result.lost if gone else result.resent).append((path, key, why))
+        for _, key, why in result.resent:
+            log.warning("Verify: %s at %s is %s; sending it again", key, self._sink.location, why)
+        for _, key, why in result.lost:
+            log.warning("Verify: %s at %s is %s, and its local file is gone", key, self._sink.location, why)
+        self.db.resend(p for p, _, _ in result.resent)
+        log.info(
+            "Verified %d file(s) at %s: %d to send again",
+            result.checked,
+            self._sink.location,
+            len(result.resent),
+        )
+        self._changed()
+        return result
+
+    def request_verify(self, timeout: float = VERIFY_TIMEOUT) -> VerifyResult:
+        """:meth:`verify` in the engine thread (the daemon's own sink and state), waiting for it
+        (the engine must have been started). Raises ``TimeoutError`` after ``timeout`` seconds,
+        ``CancelledError`` when the engine stops first."""
+        future: Future[VerifyResult] = Future()
+        with self._cond:
+            self._verify_requests.append(future)
+            self._wake = True
+            self._cond.notify_all()
+        return future.result(timeout)
+
+    def _answer_verify(self, future: Future[VerifyResult]) -> None:
+        try:
+            future.set_result(self.verify())
+        except Exception as e:  # the caller gets the error; the engine carries on
+            log.exception("Verification failed")
+            future.set_exception(e)
+
     # -- foreground use (``traceagent sync``) --------------------------------------------------
 
     def run_pass(self, progress: Callable[[int, int], None] | None = None) -> PassResult:
@@ -635,6 +804,8 @@ class Engine:
         total = self.db.counts(self._enabled_agents()).get("pending", 0)
         result = PassResult()
         self.db.release_all()
+        self._identity_checked = False
+        self._identity_due = True
         while self._next_batch(result):
             if progress is not None:
                 progress(result.uploaded + result.unchanged + result.failed, total)

@@ -423,6 +423,38 @@ class StateDB:
                 "attempts = 0, next_attempt_at = 0"
             )
 
+    def uploaded_rows(self, agents: Sequence[str] | None = None) -> list[tuple[str, str, int | None, bool]]:
+        """``(path, key, out_size, gone)`` of every file whose copy the destination should hold
+        (``gone``: the local file, or the store a session was exported from, vanished)."""
+        sql = (
+            "SELECT f.path, f.key, f.out_size, f.status = 'gone' OR COALESCE(s.status = 'gone', 0) "
+            "FROM files f LEFT JOIN files s ON s.path = f.source "
+            "WHERE f.up_hash IS NOT NULL AND f.status IN ('ok', 'gone')"
+        )
+        args: list[object] = []
+        if agents is not None:
+            sql += f" AND f.agent IN ({', '.join('?' for _ in agents)})"
+            args.extend(agents)
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY f.key", args).fetchall()
+        return [(str(p), str(k), None if n is None else int(n), bool(g)) for p, k, n, g in rows]
+
+    def resend(self, paths: Iterable[str]) -> None:
+        """Upload these files again (their remote copies are missing or differ). A session
+        exported from a store is sent again through its store's next export."""
+        wanted = [(p,) for p in paths]
+        forget = (
+            "up_size = 0, up_hash = NULL, out_size = NULL, ck_size = NULL, ck_mtime_ns = NULL, "
+            "status = 'pending', attempts = 0, next_attempt_at = 0"
+        )
+        with self.transaction() as c:
+            c.executemany(
+                "UPDATE files SET status = 'pending', ck_size = NULL, ck_mtime_ns = NULL, attempts = 0, "
+                "next_attempt_at = 0 WHERE status != 'gone' AND path = (SELECT source FROM files WHERE path = ?)",
+                wanted,
+            )
+            c.executemany(f"UPDATE files SET {forget} WHERE path = ? AND status != 'gone'", wanted)
+
     # -- what the front ends show --------------------------------------------------------------
 
     def counts(self, agents: Sequence[str] | None = None) -> dict[str, int]:

@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import quote
 
 from traceagent.icons import IconState
+from traceagent.sinks.keys import DestinationError, parse_destination
 from traceagent.status import Status, SyncState, TraceInfo
 
 #: How many traces "Recent traces ▸" lists.
@@ -159,8 +159,11 @@ class TrayModel:
 
 def is_local(status: Status) -> bool:
     """True when the destination is a local folder rather than a Hugging Face bucket."""
-    if status.destination.startswith("hf://"):
-        return False
+    try:
+        if status.destination and parse_destination(status.destination).is_hub:
+            return False
+    except DestinationError:
+        pass
     return "local" in status.destination_kind.lower() or not status.destination_kind
 
 
@@ -287,17 +290,12 @@ def destination_url(destination: str) -> str | None:
     """A browser URL for a destination the engine has no sink for yet (the engine's own,
     ``Status.destination_url``, knows the configured endpoint): the bucket page on
     huggingface.co, or the local folder's file:// URL."""
-    if destination.startswith("hf://"):
-        parts = destination[len("hf://") :].strip("/").split("/")
-        if len(parts) < 3 or parts[0] != "buckets":
-            return None
-        base = f"https://huggingface.co/buckets/{parts[1]}/{parts[2]}"
-        return base + ("/tree/" + quote("/".join(parts[3:]), safe="/") if len(parts) > 3 else "")
-    if destination.startswith("file://"):
-        return destination
     if not destination:
         return None
-    return Path(destination).expanduser().absolute().as_uri()
+    try:
+        return parse_destination(destination).web_url()
+    except DestinationError:
+        return None
 
 
 def tomorrow_at(now: float, hour: int = TOMORROW_HOUR) -> float:

@@ -113,5 +113,22 @@ class Sink(abc.ABC):
         """
         return None
 
+    def identity(self) -> str | None:
+        """What makes this destination *this* one: it changes when the destination is replaced
+        (a folder deleted or a share remounted empty, a bucket deleted and created again), so
+        the engine knows the ledger no longer describes what it holds. ``None``: no identity.
+
+        Cheap (one small read or one API call): the engine asks once per upload pass. Raises
+        :class:`SinkError` like :meth:`ensure`.
+        """
+        return None
+
+    def list_files(self) -> dict[str, int]:
+        """``key -> size`` of every file the destination holds (``traceagent sync --verify``).
+
+        Raises :class:`SinkError`.
+        """
+        raise SinkError(f"A {self.kind} cannot be listed.", kind=ErrorKind.FATAL)
+
     def close(self) -> None:  # noqa: B027 - optional hook, most sinks hold nothing
         """Release resources held by the sink."""

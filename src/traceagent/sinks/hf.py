@@ -14,6 +14,7 @@ Every failure is funnelled into one :class:`~traceagent.sinks.base.SinkError` wh
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import re
@@ -90,8 +91,8 @@ class HfSink(Sink):
         max_file_size: int = MAX_FILE_SIZE,
         privacy_recheck_s: float = PRIVACY_RECHECK_S,
     ) -> None:
-        self._uri = uri
         self._parsed = parse_bucket_uri(uri)
+        self._uri = self._parsed.uri  # the canonical spelling (a pasted web URL becomes hf://...)
         self._token = token or None
         self._endpoint = endpoint.rstrip("/") if endpoint else None
         self.allow_public = allow_public
@@ -243,6 +244,12 @@ class HfSink(Sink):
             err = classify_error(e, bucket_id=self.bucket_id, token=self._token, during="ensure")
             logger.warning("preparing bucket %s failed: %s", self.bucket_id, err.message)
             raise err from None
+        self._accept(info)
+        if self._routes is None:
+            self.learn_viewer_routes()
+
+    def _accept(self, info: Any) -> str:
+        """Check a ``bucket_info`` answer (privacy) and return the bucket's identity."""
         if not info.private and not self.allow_public:
             raise SinkError(
                 f"Bucket {self.bucket_id} is public: traceagent will not upload session traces (they hold "
@@ -255,8 +262,55 @@ class HfSink(Sink):
                 "bucket %s is public; uploading anyway because allow_public is set", self.bucket_id
             )
         self._ensured_at = time.monotonic()
-        if self._routes is None:
-            self.learn_viewer_routes()
+        # A bucket deleted and created again has the same id but a new creation time.
+        created: Any = getattr(info, "created_at", None)
+        when = created.isoformat() if isinstance(created, datetime.datetime) else str(created)
+        return f"{getattr(info, 'id', self.bucket_id)} created {when}"
+
+    def identity(self) -> str:
+        """The bucket's own ``id`` and ``created_at`` (one ``bucket_info`` call), which change
+        when the bucket is deleted and created again. A vanished bucket is created again
+        (private) first. Also re-checks that the bucket is private."""
+        api = self._get_api()
+        try:
+            info = api.bucket_info(self.bucket_id)
+        except hub_errors() as e:
+            if not bucket_vanished(e):
+                raise classify_error(
+                    e, bucket_id=self.bucket_id, token=self._token, during="ensure"
+                ) from None
+            logger.warning("bucket %s has vanished; creating it again", self.bucket_id)
+            self._ensured_at = None
+            self.ensure()
+            try:
+                info = api.bucket_info(self.bucket_id)
+            except hub_errors() as e2:
+                raise classify_error(
+                    e2, bucket_id=self.bucket_id, token=self._token, during="ensure"
+                ) from None
+        return self._accept(info)
+
+    def list_files(self) -> dict[str, int]:
+        """``key -> size`` of every file under the prefix (``list_bucket_tree``, recursive)."""
+        api = self._get_api()
+        prefix = self.prefix
+        found: dict[str, int] = {}
+        try:
+            for entry in api.list_bucket_tree(self.bucket_id, prefix=prefix or None, recursive=True):
+                size = getattr(entry, "size", None)
+                if size is None:  # a folder
+                    continue
+                path = str(entry.path)
+                if prefix:
+                    if not path.startswith(prefix + "/"):
+                        continue
+                    path = path[len(prefix) + 1 :]
+                found[path] = int(size)
+        except hub_errors() as e:
+            if bucket_vanished(e):
+                return {}
+            raise classify_error(e, bucket_id=self.bucket_id, token=self._token, during="ensure") from None
+        return found
 
     def make_private(self) -> None:
         """Switch the bucket to private (the "Make it private" answer to a refused public

@@ -1,4 +1,5 @@
-"""Talking to the Hub through ``huggingface_hub``: bucket URIs and key rules, the error
+"""Talking to the Hub through ``huggingface_hub``: bucket URIs and key rules (both defined in
+:mod:`traceagent.sinks.keys`), the error
 funnel, and HTTP timeouts. Used by the sink (:mod:`traceagent.sinks.hf`), ``auth`` and ``doctor``.
 
 Every failure becomes one :class:`~traceagent.sinks.base.SinkError` with an
@@ -30,6 +31,7 @@ from typing import Any
 
 from traceagent.auth import scrub
 from traceagent.sinks.base import ErrorKind, SinkError
+from traceagent.sinks.keys import Destination, DestinationError, key_problem, parse_destination
 
 __all__ = [
     "HTTP_TIMEOUT",
@@ -50,84 +52,27 @@ logger = logging.getLogger(__name__)
 HTTP_TIMEOUT: tuple[float, float] = (15.0, 60.0)
 _timeouts_installed = False
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 _XET_STATUS_RE = re.compile(r"\((\d{3}) [A-Za-z]")
 _RATELIMIT_RE = re.compile(r";\s*r\s*=\s*(\d+)\s*;\s*t\s*=\s*(\d+)")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 # --------------------------------------------------------------------------- keys and URIs
-def key_problem(key: str) -> str | None:
-    """Why ``key`` breaks the bucket key rules, or ``None`` when it is fine.
-
-    The rules are the Hub's documented object-key rules (no leading or trailing ``/``, no
-    ``//``, no ``../``, no leading ``./``, no trailing ``..``, no ``\\`` or NUL), plus
-    what keeps viewer URLs sane: no ``.``/``..`` segments, no control characters, at most
-    1024 bytes of UTF-8.
-    """
-    if not key:
-        return "the key is empty"
-    if key.startswith("/") or key.endswith("/"):
-        return "a key must not start or end with '/'"
-    if "//" in key:
-        return "a key must not contain '//'"
-    if "\\" in key:
-        return "a key must not contain '\\'"
-    if "\x00" in key or _CONTROL_RE.search(key):
-        return "a key must not contain control characters"
-    if any(part in (".", "..") for part in key.split("/")):
-        return "a key must not contain '.' or '..' path segments"
-    if len(key.encode("utf-8", "surrogatepass")) > 1024:
-        return "a key must be at most 1024 bytes long"
-    try:
-        key.encode("utf-8")
-    except UnicodeEncodeError:
-        return "a key must be valid Unicode"
-    return None
-
-
-class ParsedBucketUri:
-    """``hf://buckets/<namespace>/<bucket>[/<prefix>]`` split into its parts."""
-
-    __slots__ = ("bucket", "namespace", "prefix")
-
-    def __init__(self, namespace: str, bucket: str, prefix: str) -> None:
-        self.namespace = namespace
-        self.bucket = bucket
-        self.prefix = prefix
-
-    @property
-    def bucket_id(self) -> str:
-        """``namespace/bucket``."""
-        return f"{self.namespace}/{self.bucket}"
-
-    def __repr__(self) -> str:
-        return f"ParsedBucketUri({self.namespace!r}, {self.bucket!r}, {self.prefix!r})"
+#: ``hf://buckets/<namespace>/<bucket>[/<prefix>]`` split into its parts (the one parser is
+#: :func:`traceagent.sinks.keys.parse_destination`).
+ParsedBucketUri = Destination
 
 
 def parse_bucket_uri(uri: str) -> ParsedBucketUri:
-    """Parse ``hf://buckets/<namespace>/<bucket>[/<prefix>]``.
+    """Parse a bucket destination (``hf://buckets/...`` or a bucket's web page).
 
     Raises :class:`ValueError` with a message meant for the user when ``uri`` is not one.
     """
-    head = "hf://buckets/"
-    if not uri.startswith(head):
-        raise ValueError(
+    parsed = parse_destination(uri)
+    if not parsed.is_hub:
+        raise DestinationError(
             f"not a Hugging Face bucket URI (expected hf://buckets/<namespace>/<bucket>): {uri!r}"
         )
-    parts = uri[len(head) :].strip("/").split("/", 2)
-    if len(parts) < 2 or not parts[0] or not parts[1]:
-        raise ValueError(f"a bucket URI needs a namespace and a bucket name: {uri!r}")
-    namespace, bucket = parts[0], parts[1]
-    for what, name in (("namespace", namespace), ("bucket name", bucket)):
-        if not _NAME_RE.match(name) or ".." in name or name.endswith("."):
-            raise ValueError(f"invalid {what} {name!r} in {uri!r}")
-    prefix = parts[2].strip("/") if len(parts) == 3 else ""
-    if prefix:
-        problem = key_problem(prefix)
-        if problem:
-            raise ValueError(f"invalid prefix {prefix!r} in {uri!r}: {problem}")
-    return ParsedBucketUri(namespace, bucket, prefix)
+    return parsed
 
 
 # --------------------------------------------------------------------------- error funnel

@@ -12,28 +12,36 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
+import secrets
 import shutil
 import stat
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from traceagent.sinks.base import ErrorKind, Sink, SinkError, UploadItem
-from traceagent.sinks.keys import InvalidKeyError, check_key
+from traceagent.sinks.keys import META_DIR, DestinationError, InvalidKeyError, check_key, parse_destination
 
 log = logging.getLogger(__name__)
 
 TMP_DIR = ".traceagent-tmp"
 #: An append up to this size goes in one ``write`` (a reader sees all new lines or none).
 APPEND_ONE_WRITE = 16 << 20
+#: The folder's identity marker (a random id), beside the copies but outside every agent folder.
+MARKER = f"{META_DIR}/destination-id"
+_MARKER_RE = re.compile(r"^[0-9a-f]{32}$")
+#: Errors that a NAS, a full or a read-only disk give for a while and then stop giving.
+_PASSING_ERRNOS = (errno.EROFS, errno.ENOSPC, errno.EIO, errno.ENOTCONN, errno.ESTALE, errno.EDQUOT)
 
 
 def folder_from_destination(destination: str) -> Path:
-    """``/path``, ``~/path`` or ``file:///path`` to a folder path."""
-    if destination.startswith("file://"):
-        return Path(unquote(urlsplit(destination).path))
-    return Path(destination).expanduser()
+    """``/path``, ``~/path`` or ``file:///path`` to a folder path (raises
+    :class:`~traceagent.sinks.keys.DestinationError` for anything else)."""
+    parsed = parse_destination(destination)
+    if parsed.folder is None:
+        raise DestinationError(f"not a folder: {destination!r}")
+    return parsed.folder
 
 
 class LocalFolderSink(Sink):
@@ -154,6 +162,58 @@ class LocalFolderSink(Sink):
         shutil.copy2(item.spool_path, tmp)
         os.replace(tmp, target)
         item.spool_path.unlink(missing_ok=True)
+
+    def identity(self) -> str:
+        """The random id in ``_traceagent/destination-id``, written when the folder has none
+        (first use, or the folder was deleted or a share remounted empty: then the new id
+        tells the engine that the copies are gone)."""
+        marker = self.root / MARKER
+        try:
+            text = marker.read_text(encoding="ascii").strip()
+            if _MARKER_RE.match(text):
+                return text
+            log.warning("The marker %s is unreadable; writing a new one", marker)
+        except FileNotFoundError:
+            pass
+        except (OSError, UnicodeDecodeError) as e:
+            if isinstance(e, OSError) and e.errno not in (errno.ENOTDIR, errno.EISDIR):
+                raise self._error(e) from None
+        new = secrets.token_hex(16)
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            tmp = marker.with_name(f".{marker.name}.{os.getpid()}.tmp")
+            tmp.write_text(new + "\n", encoding="ascii")
+            os.replace(tmp, marker)
+        except OSError as e:
+            raise self._error(e) from None
+        return new
+
+    def _error(self, e: OSError) -> SinkError:
+        return SinkError(
+            f"Cannot use the destination folder {self.root}: {e.strerror or e}",
+            kind=ErrorKind.TRANSIENT if e.errno in _PASSING_ERRNOS else ErrorKind.FATAL,
+        )
+
+    def list_files(self) -> dict[str, int]:
+        """``key -> size`` of every file in the folder (traceagent's own folders left out)."""
+        found: dict[str, int] = {}
+        if not self.root.is_dir():
+            return found
+
+        def failed(e: OSError) -> None:
+            raise self._error(e)
+
+        for dirpath, dirs, names in os.walk(self.root, onerror=failed):
+            rel = Path(dirpath).relative_to(self.root)
+            if rel == Path("."):
+                dirs[:] = [d for d in dirs if d not in (META_DIR, TMP_DIR)]
+            for name in names:
+                try:
+                    st = os.stat(os.path.join(dirpath, name), follow_symlinks=False)
+                except OSError:
+                    continue
+                found[(rel / name).as_posix()] = st.st_size
+        return found
 
     def url_for(self, key: str) -> str:
         """A ``file://`` URL of the copy."""

@@ -82,7 +82,8 @@ class HubWorker:
         return proc.pid if proc is not None and proc.is_alive() else None
 
     def call(self, op: str, *args: Any) -> Any:
-        """Run ``op`` in the worker and return its answer (``whoami``, ``ensure``, ``upload``:
+        """Run ``op`` in the worker and return its answer (``whoami``, ``ensure``, ``upload``,
+        ``identity``, ``list``:
         see :mod:`traceagent.sinks.worker_child`).
 
         Raises the :class:`SinkError` or :class:`AuthError` the operation raised there, or a
@@ -292,6 +293,16 @@ class WorkerSink(Sink):
         """Upload in the worker (see :meth:`HfSink.upload`)."""
         if items:
             self._worker.call("upload", self._spec, list(items))
+
+    def identity(self) -> str | None:
+        """The bucket's identity, asked in the worker (see :meth:`HfSink.identity`)."""
+        found: str | None = self._worker.call("identity", self._spec)
+        return found
+
+    def list_files(self) -> dict[str, int]:
+        """The bucket's files, listed in the worker (see :meth:`HfSink.list_files`)."""
+        found: dict[str, int] = self._worker.call("list", self._spec)
+        return found
 
     def url_for(self, key: str) -> str:
         """The viewer page of ``key``."""

@@ -136,6 +136,10 @@ def _run(op: str, args: tuple[Any, ...], sinks: dict[tuple[tuple[str, Any], ...]
         sink.ensure()
         routes: ViewerRoutes | None = sink.viewer_routes
         return routes
+    if op == "identity":
+        return sink.identity()
+    if op == "list":
+        return sink.list_files()
     if op == "upload":
         sink.upload(args[1])
         release_memory()  # the worker may live on for a while after a backfill
