@@ -18,6 +18,7 @@ def setup_logging(log_file: Path, level: str = "INFO", *, stderr: bool = True) -
     pkg.setLevel(level)
     for h in list(pkg.handlers):
         pkg.removeHandler(h)
+        root.removeHandler(h)
     log_file.parent.mkdir(parents=True, exist_ok=True)
     fh = logging.handlers.RotatingFileHandler(log_file, maxBytes=2_000_000, backupCount=5, encoding="utf-8")
     fh.setFormatter(logging.Formatter(FORMAT))
@@ -27,6 +28,10 @@ def setup_logging(log_file: Path, level: str = "INFO", *, stderr: bool = True) -
         sh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
         pkg.addHandler(sh)
     pkg.propagate = False
+    # Libraries' warnings (watchdog's "Inotify queue overflowed", ...) go to the same log: under
+    # a service manager nobody reads stderr, and Python's last-resort handler writes only there.
+    for h in pkg.handlers:
+        root.addHandler(h)
     # Libraries below us log too much at INFO for a daemon's file.
     for noisy in ("huggingface_hub", "httpx", "httpx2", "watchdog", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -26,6 +26,8 @@ OnFile = Callable[[Root, Path], None]
 OnGone = Callable[[Root, Path], None]
 #: Called with a root, or a folder inside one, that must be scanned (new folder, root appeared).
 OnScan = Callable[[Root, Path], None]
+#: Called when the OS dropped file events (the inotify queue overflowed): rescan everything.
+OnLost = Callable[[], None]
 
 
 _EVENTS: list[Any] = []
@@ -88,11 +90,19 @@ def scan_root(
 class Watcher:
     """watchdog observers on the roots; reports changes through callbacks."""
 
-    def __init__(self, roots: list[Root], on_file: OnFile, on_gone: OnGone, on_scan: OnScan) -> None:
+    def __init__(
+        self,
+        roots: list[Root],
+        on_file: OnFile,
+        on_gone: OnGone,
+        on_scan: OnScan,
+        on_lost: OnLost | None = None,
+    ) -> None:
         self.roots = list(roots)
         self._on_file = on_file
         self._on_gone = on_gone
         self._on_scan = on_scan
+        self._on_lost = on_lost
         self._lock = threading.Lock()
         self._observer: Any = None
         self._watches: dict[Path, Any] = {}  # watched folder -> ObservedWatch
@@ -119,6 +129,7 @@ class Watcher:
 
     def refresh(self) -> None:
         """(Re)schedule watches: roots that exist recursively, missing ones via a parent."""
+        import watchdog.events
         from watchdog.events import (
             DirCreatedEvent,
             DirDeletedEvent,
@@ -143,6 +154,11 @@ class Watcher:
             FileMovedEvent,
             FileModifiedEvent,
         ]
+        # The kernel's queue can overflow (a burst of writes while we are busy): watchdog then
+        # reports the loss, delivered only to watches whose filter lists it (watchdog >= 7).
+        lost = getattr(watchdog.events, "EventsLostEvent", None)
+        if lost is not None:
+            _EVENTS.append(lost)
 
         engine_handler = self
 
@@ -207,6 +223,11 @@ class Watcher:
 
     def _dispatch(self, event: Any) -> None:
         etype = event.event_type
+        if etype == "events_lost":
+            # Its path is the watch's, not a changed file: any file may be stale now.
+            if self._on_lost is not None:
+                self._on_lost()
+            return
         if etype in ("opened", "closed_no_write", "closed", "attrib"):
             # Our own reads cause these: SQLite opens a -wal read-write even for a read-only
             # connection (and chowns it when run as root), so reading a store would otherwise
