@@ -125,7 +125,7 @@ def _up_to_date(env: dict[str, str]) -> bool:
 
 @pytest.mark.parametrize(
     ("full", "named"),
-    [("state", ("state.db", "full")), ("state/spool", ("spool", "No space left"))],
+    [("state", ("state.db", "full")), ("state/spool", ("spool", "full"))],
     ids=["state-db", "spool"],
 )
 def test_a_full_state_disk_loses_nothing_and_says_so(

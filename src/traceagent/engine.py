@@ -378,8 +378,11 @@ class Engine:
         else:
             where, reason = self.db.path, str(e)
             full = getattr(e, "sqlite_errorname", None) == "SQLITE_FULL"
-        hint = "free some space on that disk" if full else "check that it is writable"
-        message = f"Cannot write {where}: {reason}; {hint} (changes are kept; sync resumes by itself)"
+        kept = "changes are kept and sync resumes by itself"
+        if full:  # what matters first, for the tray's short line
+            message = f"The disk is full: cannot write {where}; free some space on it ({kept})"
+        else:
+            message = f"Cannot write {where}: {reason}; check that it is writable ({kept})"
         with self._cond:
             first = self._state_error != message
             self._state_error = message
