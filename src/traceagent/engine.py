@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import errno
 import logging
 import os
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -31,7 +33,7 @@ from traceagent.sinks.keys import DestinationError, parse_destination
 from traceagent.snapshot import Transform
 from traceagent.state import FileRow, StateDB
 from traceagent.status import AgentInfo, Status, SyncState, TraceInfo
-from traceagent.uploader import NEVER, PassResult, Uploader
+from traceagent.uploader import NEVER, PassResult, SpoolError, Uploader
 from traceagent.watcher import Watcher, match_root
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,17 @@ BACKOFF_BASE = 2.0
 BACKOFF_CAP = 600.0
 #: While the token is rejected: how often to look whether it changed (cheap, local).
 AUTH_RECHECK = 30.0
+#: A destination that refuses writes (permissions, a file in the way) is probed again on this
+#: short backoff (2 s doubling, jittered, at most this): it heals within seconds of the fix.
+DESTINATION_RETRY_CAP = 20.0
+#: While ``state.db`` (or the spool beside it) cannot be written: a write is tried again on this
+#: backoff (2 s doubling up to this), then a catch-up rescan finds whatever changed meanwhile.
+STATE_RETRY_CAP = 30.0
+#: Lost file events (an inotify overflow) are logged once per burst: again only after this quiet.
+LOST_EVENTS_QUIET = 10.0
+
+#: A write to the state folder failed (disk full, read-only, I/O error).
+STATE_ERRORS = (sqlite3.Error, SpoolError)
 
 #: How long a verification asked over the control channel may take (seconds).
 VERIFY_TIMEOUT = 570.0
@@ -122,6 +135,15 @@ class Engine:
         self._stopping = False
         self._closed = False
         self._caught_up = False
+        #: Catch-up requests so far (a lost event burst, a failed state write): a catch-up
+        #: that started before the latest request leaves ``_caught_up`` False.
+        self._catch_up_requests = 0
+        self._lost_events_at = float("-inf")
+        #: Changed paths that could not be queued in ``state.db`` yet (a failed write).
+        self._unsaved: dict[Path, None] = {}
+        #: Why ``state.db`` cannot be written right now (None: it can).
+        self._state_error: str | None = None
+        self._state_failures = 0
         self._thread: threading.Thread | None = None
         self._watcher: Watcher | None = None
         self._listeners: list[Listener] = []
@@ -141,6 +163,9 @@ class Engine:
         self._backoff_until = 0.0
         self._backoff_failures = 0
         self._offline_error: str | None = None
+        #: Why the destination refuses writes right now (None: it accepts them).
+        self._destination_error: str | None = None
+        self._destination_failures = 0
         self._auth_error: str | None = None
         self._auth_fingerprint: str | None = None
         self._fatal_error: str | None = None
@@ -168,7 +193,9 @@ class Engine:
         """Start watching and uploading in background threads."""
         self._clear_spool()
         self._identity_due = True
-        self._watcher = Watcher(self.roots, self._on_file, self._on_gone, self._on_scan, owners=self._owners)
+        self._watcher = Watcher(
+            self.roots, self._on_file, self._on_gone, self._on_scan, self._on_lost, owners=self._owners
+        )
         self._watcher.start()
         self._thread = threading.Thread(target=self._run, name="traceagent-engine", daemon=True)
         self._thread.start()
@@ -230,14 +257,17 @@ class Engine:
     def sync_now(self) -> None:
         """Upload everything that changed now: flush the debouncer, rescan, retry errors."""
         with self._cond:
-            for path in self._debouncer.pop_all():
-                self._enqueue([path])
+            ready = self._debouncer.pop_all()
             self._scan_requests.extend((r, r.path) for r in self.roots)
             self._backoff_until = 0.0
             self._fatal_error = None
             self._sink_ready = self._sink_ready and self._auth_error is None
             self._identity_due = True  # "Sync now" also asks whether the destination is still ours
-        self.db.release_all()
+        try:
+            self._enqueue(ready)
+            self.db.release_all()
+        except STATE_ERRORS as e:
+            self._state_failed(e)  # the paths are kept; the worker retries and catches up
         self._poke()
 
     def reload_sink(self) -> None:
@@ -249,6 +279,8 @@ class Engine:
             self._transforms.clear()
             self._auth_error = None
             self._fatal_error = None
+            self._destination_error = None
+            self._destination_failures = 0
             self._backoff_until = 0.0
             self._identity_due = True
         if old is not None:
@@ -313,10 +345,32 @@ class Engine:
                 self._debouncer.touch(path, self._clock())  # the worker will find it gone
                 self._cond.notify_all()
                 return
-        if self.db.row(str(path)) is not None:
-            log.info("Local file vanished, its remote copy is kept: %s", path)
-            self.db.mark_gone([str(path)])
-            self._changed()
+        try:
+            if self.db.row(str(path)) is not None:
+                log.info("Local file vanished, its remote copy is kept: %s", path)
+                self.db.mark_gone([str(path)])
+                self._changed()
+        except STATE_ERRORS as e:
+            self._state_failed(e)  # the catch-up once writes work finds it vanished
+
+    def _on_lost(self) -> None:
+        """The OS dropped file events (inotify queue overflow): any file may be stale."""
+        with self._cond:
+            now = time.monotonic()
+            quiet = now - self._lost_events_at > LOST_EVENTS_QUIET
+            self._lost_events_at = now
+            self._request_catch_up()
+        if quiet:
+            log.warning(
+                "File events were lost (the inotify queue overflowed); rescanning every session folder"
+            )
+        self._changed()
+
+    def _request_catch_up(self) -> None:
+        """Make the worker scan every root again (call with ``_cond`` held)."""
+        self._catch_up_requests += 1
+        self._caught_up = False
+        self._cond.notify_all()
 
     def _on_scan(self, root: Root, folder: Path) -> None:
         with self._cond:
@@ -329,30 +383,94 @@ class Engine:
         failures = 0
         while True:
             try:
-                if not self._caught_up:
-                    self.catch_up()
+                self._recover()
                 self._loop()
-                return
+                if self._stopping:
+                    return
+                continue  # a catch-up was requested
+            except STATE_ERRORS as e:
+                # state.db (or the spool) cannot be written: keep what was seen, say so, retry.
+                self._state_failed(e)
+                self._state_failures += 1
+                delay = min(STATE_RETRY_CAP, BACKOFF_BASE * 2 ** (self._state_failures - 1))
             except Exception:
                 # A bug must not end syncing for good: log it, back off, carry on.
                 failures += 1
                 log.exception("Unexpected error in the sync engine; retrying")
                 self._last_error = "Unexpected error in the sync engine; see the log."
-                self._changed()
                 with self._cond:
-                    if self._stopping:
-                        return
-                    self._cond.wait(min(BACKOFF_CAP, BACKOFF_BASE * 2**failures))
-                    if self._stopping:
-                        return
+                    self._request_catch_up()  # what it was doing may be lost: look again
+                self._changed()
+                delay = min(BACKOFF_CAP, BACKOFF_BASE * 2**failures)
+            if self._pause_worker(delay):
+                return
+
+    def _pause_worker(self, delay: float) -> bool:
+        """Wait ``delay`` seconds (file events do not cut it short; a poke does). True: stop."""
+        end = time.monotonic() + delay
+        with self._cond:
+            while not self._stopping and not self._wake:
+                left = end - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            self._wake = False
+            return self._stopping
+
+    def _recover(self) -> None:
+        """Before the loop: check that state writes work again, then catch up if asked to."""
+        if self._state_error is not None:
+            # Real writes, so recovery is not claimed while the disk is still full.
+            self.db.put("write_check", repr(self._clock()))
+            self.db.put("write_check", None)
+            probe = self.paths.spool_dir / ".write-check"
+            try:
+                probe.write_bytes(b"\n")
+                probe.unlink()
+            except OSError as e:
+                raise SpoolError(e.errno, e.strerror, str(self.paths.spool_dir)) from e
+            self._enqueue([])  # the paths kept in memory meanwhile
+        if not self._caught_up:
+            self.catch_up()
+        if self._state_error is not None:
+            log.info("The state folder %s can be written again; caught up", self.paths.state_dir)
+            self._state_error = None
+            self._state_failures = 0
+            self._changed()
+
+    def _state_failed(self, e: Exception) -> None:
+        """A write to the state folder failed: say so (once), and catch up once it works."""
+        if isinstance(e, SpoolError):
+            where, reason = self.paths.spool_dir, e.strerror or str(e)
+            full = e.errno in (errno.ENOSPC, errno.EDQUOT)
+        else:
+            where, reason = self.db.path, str(e)
+            full = getattr(e, "sqlite_errorname", None) == "SQLITE_FULL"
+        kept = "changes are kept and sync resumes by itself"
+        if full:  # what matters first, for the tray's short line
+            message = f"The disk is full: cannot write {where}; free some space on it ({kept})"
+        else:
+            message = f"Cannot write {where}: {reason}; check that it is writable ({kept})"
+        with self._cond:
+            first = self._state_error != message
+            self._state_error = message
+            self._request_catch_up()
+        if first:
+            log.error("%s", message)
+        self._changed()
 
     def _loop(self) -> None:
+        """Work until stopped, or until a catch-up is requested (after one pass, so a storm of
+        requests cannot starve the uploads)."""
+        first = True
         while True:
             with self._cond:
-                if self._stopping:
+                if self._stopping or (not first and not self._caught_up):
                     return
+                first = False
                 timeout = self._sleep_time()
-                if not self._wake and not self._scan_requests and (timeout is None or timeout > 0):
+                idle = not self._wake and not self._scan_requests and self._caught_up
+                if idle and (timeout is None or timeout > 0):
                     self._cond.wait(timeout)
                 self._wake = False
                 if self._stopping:
@@ -420,11 +538,15 @@ class Engine:
     def catch_up(self) -> None:
         """Scan every root and queue what differs from what was uploaded (start-up, resume)."""
         started = time.monotonic()
+        with self._cond:
+            requests = self._catch_up_requests
         for root in self.roots:
             if root.path.is_dir():
                 self._scan(root, root.path, forget_missing=True)
         log.info("Catch-up scan of %d folder(s) took %.2f s", len(self.roots), time.monotonic() - started)
-        self._caught_up = True
+        with self._cond:
+            # A request made while this scan ran may concern a folder it had already passed.
+            self._caught_up = self._catch_up_requests == requests
         self._changed()
 
     def _scan(self, root: Root, folder: Path, *, forget_missing: bool = False) -> None:
@@ -451,9 +573,18 @@ class Engine:
                 self.db.mark_gone(missing)
 
     def _enqueue(self, paths: list[Path]) -> None:
-        items = pending_items(paths, lambda p: self._info.pop(p, None) or match_root(self._owners, p))
-        if items:
-            self.db.mark_pending(items)
+        """Queue changed paths in ``state.db``; if that fails they are kept for the next try."""
+        with self._cond:
+            batch = list(dict.fromkeys([*self._unsaved, *paths]))
+            self._unsaved.clear()
+        try:
+            items = pending_items(batch, lambda p: self._info.pop(p, None) or match_root(self._owners, p))
+            if items:
+                self.db.mark_pending(items)
+        except BaseException:
+            with self._cond:
+                self._unsaved.update(dict.fromkeys(batch))
+            raise
 
     def _drain(self) -> PassResult:
         """Upload due files in batches until none is due (or we must stop)."""
@@ -499,9 +630,15 @@ class Engine:
         if self._sink_ready:
             return True
         try:
-            return self._connect()
+            ready = self._connect()
         finally:
             self._connecting = False
+        if ready and self._destination_error is not None:
+            assert self._sink is not None
+            log.info("The destination %s accepts writes again", self._sink.location)
+            self._destination_error = None
+            self._destination_failures = 0
+        return ready
 
     def _connect(self) -> bool:
         try:
@@ -589,6 +726,16 @@ class Engine:
                 log.error("%s", e.message)
             self._fatal_error = e.message
             self._sink_ready = False
+        elif e.kind is ErrorKind.DESTINATION:
+            # The whole destination refuses writes: one state, named once, probed again soon
+            # (the sink's ensure() runs before the next upload); files keep no per-file error.
+            if self._destination_error != e.message:
+                log.error("%s; retrying until it accepts writes", e.message)
+            self._destination_error = e.message
+            self._sink_ready = False
+            self._destination_failures += 1
+            delay = min(DESTINATION_RETRY_CAP, BACKOFF_BASE * 2 ** (self._destination_failures - 1))
+            self._backoff_until = self._clock() + random.uniform(delay / 2, delay)
         else:
             self._backoff_failures += 1
             delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (self._backoff_failures - 1))
@@ -608,13 +755,14 @@ class Engine:
         """A consistent snapshot of everything the tray and ``status`` show."""
         counts = self.db.counts(self._enabled_agents())
         with self._cond:
-            debouncing = len(self._debouncer)
+            # Paths a failed state write could not queue yet are waiting too.
+            debouncing = len(self._debouncer) + len(self._unsaved)
             uploading = self._uploading
         pending = debouncing + counts.get("pending", 0)
         paused = self.paused
         if self._auth_error:
             state = SyncState.SIGNIN_NEEDED
-        elif self._fatal_error:
+        elif self._fatal_error or self._state_error or self._destination_error:
             state = SyncState.ERROR
         elif paused:
             state = SyncState.PAUSED
@@ -641,6 +789,8 @@ class Engine:
             last_upload_at=float(last) if last else None,
             last_error=self._auth_error
             or self._fatal_error
+            or self._state_error
+            or self._destination_error
             or self._offline_error
             or (self.uploader.last_file_error if counts.get("error") else None)
             or self._last_error,
@@ -648,7 +798,7 @@ class Engine:
             signed_in_as=self.signed_in_as,
             redactions=self.db.redaction_counts(),
             issues=counts.get("error", 0),
-            next_retry_at=self._backoff_until if self._offline_error else None,
+            next_retry_at=self._backoff_until if self._offline_error or self._destination_error else None,
             pid=os.getpid(),
             running=self._thread is not None and self._thread.is_alive(),
         )
@@ -809,9 +959,15 @@ class Engine:
         while self._next_batch(result):
             if progress is not None:
                 progress(result.uploaded + result.unchanged + result.failed, total)
-            if self._offline_error or self._auth_error or self._fatal_error:
+            if self._offline_error or self._auth_error or self._fatal_error or self._destination_error:
                 break
-        result.error = result.error or self._auth_error or self._fatal_error or self._offline_error
+        result.error = (
+            result.error
+            or self._auth_error
+            or self._fatal_error
+            or self._destination_error
+            or self._offline_error
+        )
         result.pending = self.db.counts(self._enabled_agents()).get("pending", 0)
         return result
 

@@ -18,6 +18,7 @@ def setup_logging(log_file: Path, level: str = "INFO", *, stderr: bool = True) -
     pkg.setLevel(level)
     for h in list(pkg.handlers):
         pkg.removeHandler(h)
+        root.removeHandler(h)
     problem = None
     try:
         log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -39,6 +40,10 @@ def setup_logging(log_file: Path, level: str = "INFO", *, stderr: bool = True) -
         sh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
         pkg.addHandler(sh)
     pkg.propagate = False
+    # Libraries' warnings (watchdog's "Inotify queue overflowed", ...) go to the same log: under
+    # a service manager nobody reads stderr, and Python's last-resort handler writes only there.
+    for h in pkg.handlers:
+        root.addHandler(h)
     if problem:
         pkg.warning("Logging to stderr only: %s", problem)
     # Libraries below us log too much at INFO for a daemon's file.

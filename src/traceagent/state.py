@@ -263,7 +263,14 @@ class StateDB:
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.Error:
+                # A COMMIT that failed (disk full) may leave the transaction open; every later
+                # BEGIN would then fail even after space is freed.
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
 
     # -- key/value settings the machine keeps (pause, destination in use, ...) -----------------
 

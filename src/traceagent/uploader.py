@@ -10,11 +10,13 @@ To a sink that can append (the folder), a file that only grew sends just its new
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import logging
 import os
 import random
+import sqlite3
 import tempfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -40,6 +42,16 @@ log = logging.getLogger(__name__)
 FILE_RETRY_BASE = 5.0
 FILE_RETRY_CAP = 3600.0
 NEVER = 1e18  # "until the file changes"
+#: Errors of writing a snapshot that belong to the disk, not to the file read.
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class SpoolError(OSError):
+    """The spool folder (beside ``state.db``) cannot take a snapshot: the state disk is full.
+
+    Not a problem of the file being read, so it is never recorded as a per-file error: the
+    engine keeps the file queued, reports the state disk, and retries.
+    """
 
 
 @dataclasses.dataclass
@@ -104,6 +116,15 @@ class Uploader:
             try:
                 out = self._prepare(row, sink)
             except Exception as e:  # one bad file never stops the others
+                state_error = _state_folder_error(e, self.spool_dir)
+                if state_error is not None:
+                    # The state folder failed, not this file: the engine keeps the rows queued
+                    # and retries; the snapshots taken so far would only fill the disk more.
+                    for p in prepared:
+                        p.item.spool_path.unlink(missing_ok=True)
+                    if state_error is e:
+                        raise
+                    raise state_error from e
                 log.exception("Unexpected error reading %s", row.path)
                 self.file_error(row.path, f"unexpected error: {e}", transient=True, attempts=row.attempts)
                 out = False
@@ -134,7 +155,7 @@ class Uploader:
                     p = by_key[key]
                     self.file_error(
                         p.source[0] if p.source else p.record.path,
-                        e.message,
+                        e.key_messages.get(key, e.message),  # this file's reason, not the batch's
                         transient=True,
                         attempts=p.attempts,
                     )
@@ -205,6 +226,8 @@ class Uploader:
             self.file_error(row.path, str(e), transient=False, attempts=row.attempts)
             return False
         except OSError as e:
+            if e.errno in _DISK_FULL:  # writing the snapshot, not reading the file
+                raise SpoolError(e.errno, e.strerror, str(self.spool_dir)) from e
             self.file_error(
                 row.path, f"cannot read: {e.strerror or e}", transient=True, attempts=row.attempts
             )
@@ -372,6 +395,15 @@ def redact_meta(meta: SessionMeta, transform: Transform | None) -> SessionMeta:
             except ValueError:
                 setattr(out, name, "[REDACTED]")
     return out
+
+
+def _state_folder_error(e: Exception, spool_dir: Path) -> Exception | None:
+    """``e`` as a failure of the state folder (``state.db``, a full spool disk), else None."""
+    if isinstance(e, sqlite3.Error | SpoolError):
+        return e
+    if isinstance(e, OSError) and e.errno in _DISK_FULL:  # writing a snapshot, never reading
+        return SpoolError(e.errno, e.strerror, str(spool_dir))
+    return None
 
 
 def _sources(prepared: list[_Prepared]) -> set[str]:

@@ -29,6 +29,8 @@ OnScan = Callable[[Root, Path], None]
 #: Called by a scan with (link path in a root, its resolved target, whether a folder) for a
 #: symlink it follows: inotify does not follow links, so the watcher watches the target.
 OnLink = Callable[[Path, Path, bool], None]
+#: Called when the OS dropped file events (the inotify queue overflowed): rescan everything.
+OnLost = Callable[[], None]
 
 
 _EVENTS: list[Any] = []
@@ -266,6 +268,7 @@ class Watcher:
         on_file: OnFile,
         on_gone: OnGone,
         on_scan: OnScan,
+        on_lost: OnLost | None = None,
         *,
         owners: list[Root] | None = None,
     ) -> None:
@@ -276,6 +279,7 @@ class Watcher:
         self._on_file = on_file
         self._on_gone = on_gone
         self._on_scan = on_scan
+        self._on_lost = on_lost
         self._lock = threading.Lock()
         self._observer: Any = None
         self._watches: dict[Path, Any] = {}  # watched folder -> ObservedWatch
@@ -361,6 +365,7 @@ class Watcher:
     def refresh(self) -> None:
         """(Re)schedule watches: roots that exist recursively, missing ones via a parent,
         the targets of followed symlinks."""
+        import watchdog.events
         from watchdog.events import (
             DirCreatedEvent,
             DirDeletedEvent,
@@ -385,6 +390,11 @@ class Watcher:
             FileMovedEvent,
             FileModifiedEvent,
         ]
+        # The kernel's queue can overflow (a burst of writes while we are busy): watchdog then
+        # reports the loss, delivered only to watches whose filter lists it (watchdog >= 7).
+        lost = getattr(watchdog.events, "EventsLostEvent", None)
+        if lost is not None:
+            _EVENTS.append(lost)
 
         engine_handler = self
 
@@ -457,6 +467,11 @@ class Watcher:
 
     def _dispatch(self, event: Any) -> None:
         etype = event.event_type
+        if etype == "events_lost":
+            # Its path is the watch's, not a changed file: any file may be stale now.
+            if self._on_lost is not None:
+                self._on_lost()
+            return
         if etype in ("opened", "closed_no_write", "closed", "attrib"):
             # Our own reads cause these: SQLite opens a -wal read-write even for a read-only
             # connection (and chowns it when run as root), so reading a store would otherwise

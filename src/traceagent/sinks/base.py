@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
@@ -23,8 +23,12 @@ class ErrorKind(enum.Enum):
     AUTH = "auth"
     #: Something about this one file (bad key, too large): record it, keep the others going.
     PER_FILE = "per_file"
-    #: The destination itself is unusable (public bucket refused, folder not writable).
+    #: The destination itself is unusable and only the user can change that (public bucket refused).
     FATAL = "fatal"
+    #: The whole destination refuses writes right now (a folder that is not writable, or a file
+    #: in its place): an error state with the reason, retried on the destination's own short
+    #: backoff (the sink's ``ensure`` is the probe), so it heals soon after the user fixes it.
+    DESTINATION = "destination"
 
 
 class SinkError(Exception):
@@ -41,6 +45,7 @@ class SinkError(Exception):
         kind: ErrorKind,
         retry_after: float | None = None,
         failed_keys: Sequence[str] = (),
+        key_messages: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -48,6 +53,9 @@ class SinkError(Exception):
         self.retry_after = retry_after
         #: For partial batch failures: the remote keys that did not land (the rest did).
         self.failed_keys = tuple(failed_keys)
+        #: For partial batch failures: each failed key's own reason, when the sink knows it
+        #: (else ``message`` applies to every failed key).
+        self.key_messages = dict(key_messages or {})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,8 +93,10 @@ class Sink(abc.ABC):
     def ensure(self) -> None:
         """Create or check the destination before the first upload.
 
-        Raises :class:`SinkError` (``FATAL`` for a refused destination, ``AUTH`` for a
-        rejected token, ``TRANSIENT`` when the network is down).
+        Raises :class:`SinkError` (``FATAL`` for a refused destination, ``DESTINATION`` for
+        one that refuses writes until the user fixes it, ``AUTH`` for a rejected token,
+        ``TRANSIENT`` when the network is down). The engine calls it again as the probe
+        before retrying after a ``DESTINATION`` error.
         """
 
     @abc.abstractmethod

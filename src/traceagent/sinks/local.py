@@ -9,6 +9,7 @@ middle leaves a copy of another size, which the next upload replaces whole (neve
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -60,14 +61,22 @@ class LocalFolderSink(Sink):
 
     def ensure(self) -> None:
         """Create the folder; clear temp files a crash may have left."""
+        self._probe()
+        shutil.rmtree(self.root / TMP_DIR, ignore_errors=True)
+
+    def _probe(self) -> None:
+        """Check that the destination folder exists (or can be made) and takes a new file.
+
+        Raises :class:`SinkError` for the destination as a whole: ``TRANSIENT`` when it comes
+        back by itself (a NAS unmounted, full or read-only for a while), ``DESTINATION`` when
+        the user must act (permissions, a file in the way); both are retried on a short backoff.
+        """
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             probe = self.root / f".traceagent-probe-{os.getpid()}"
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as e:
-            # A NAS that is unmounted, full or read-only for a while comes back by itself:
-            # retry with backoff. Anything else (permissions, a file in the way) needs the user.
             transient = e.errno in (
                 errno.EROFS,
                 errno.ENOSPC,
@@ -76,38 +85,50 @@ class LocalFolderSink(Sink):
                 errno.ESTALE,
                 errno.EDQUOT,
             )
+            reason = e.strerror or str(e)
+            if isinstance(e, FileExistsError) or (self.root.exists() and not self.root.is_dir()):
+                reason = os.strerror(errno.ENOTDIR)  # a file where the folder should be
             raise SinkError(
-                f"Cannot write to the destination folder {self.root}: {e.strerror or e}",
-                kind=ErrorKind.TRANSIENT if transient else ErrorKind.FATAL,
+                f"Cannot write to the destination folder {self.root}: {reason}",
+                kind=ErrorKind.TRANSIENT if transient else ErrorKind.DESTINATION,
             ) from None
-        shutil.rmtree(self.root / TMP_DIR, ignore_errors=True)
 
     def upload(self, items: Sequence[UploadItem]) -> None:
         """Move (or copy) each spool file to its key; per-file failures are collected."""
         failed: list[str] = []
-        messages: list[str] = []
+        messages: dict[str, str] = {}
+        probed = False
         for item in items:
             try:
                 check_key(item.key)
                 self._place(item)
             except InvalidKeyError as e:
                 failed.append(item.key)
-                messages.append(f"{item.key}: {e}")
+                messages[item.key] = f"{item.key}: {e}"
             except OSError as e:
                 if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
                     # The whole destination is unusable right now: retry the queue later.
                     raise SinkError(
                         f"Destination folder {self.root}: {e.strerror}", kind=ErrorKind.TRANSIENT
                     ) from None
+                if not probed:
+                    # One file failing may be the whole folder refusing writes: ask the folder
+                    # itself, so that is one destination state, not one error per file.
+                    self._probe()
+                    probed = True
                 failed.append(item.key)
-                messages.append(f"{item.key}: {e.strerror or e}")
+                messages[item.key] = f"cannot write {self.root / item.key}: {e.strerror or e}"
         tmp = self.root / TMP_DIR
-        if tmp.exists():
-            with_contents = any(tmp.iterdir())
-            if not with_contents:
+        with contextlib.suppress(OSError):  # tidying up is best effort
+            if tmp.exists() and not any(tmp.iterdir()):
                 tmp.rmdir()
         if failed:
-            raise SinkError("; ".join(messages), kind=ErrorKind.PER_FILE, failed_keys=failed)
+            raise SinkError(
+                "; ".join(messages.values()),
+                kind=ErrorKind.PER_FILE,
+                failed_keys=failed,
+                key_messages=messages,
+            )
 
     def append_size(self, key: str) -> int | None:
         """The copy's size (a stat): new lines go after it if it is what we left there."""
