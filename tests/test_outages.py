@@ -180,14 +180,20 @@ def _break_by_mode(dest: Path) -> tuple[str, Any]:
 
 
 def _break_read_only_tree(dest: Path) -> tuple[str, Any]:
-    """Every folder of the destination read-only (a share remounted for another user)."""
+    """Every folder and file of the destination read-only (a share remounted for another
+    user): neither a new copy nor an append in place can be written."""
     folders = [dest, *(p for p in dest.rglob("*") if p.is_dir())]
+    files = [p for p in dest.rglob("*") if p.is_file()]
+    for f in files:
+        f.chmod(0o444)
     for f in folders:
         f.chmod(0o555)
 
     def fix() -> None:
         for f in folders:
             f.chmod(0o755)
+        for f in files:
+            f.chmod(0o644)
 
     return "Permission denied", fix
 
@@ -256,7 +262,12 @@ def test_a_per_file_refusal_names_its_own_file_and_the_rest_syncs(
     procs.append(d)
     assert wait_for(lambda: _arrived(dest, home, locked + free) and _up_to_date(env), 30), _state(env)
     locked_dir = _remote(dest, home, locked[0]).parent
-    locked_dir.chmod(0o500)  # one folder of the destination refuses; the destination is fine
+    # One folder of the destination refuses (its copies too, or they would take appends in
+    # place); the destination as a whole is fine.
+    locked_copies = [p for p in locked_dir.iterdir() if p.is_file()]
+    for p in locked_copies:
+        p.chmod(0o444)
+    locked_dir.chmod(0o500)
     try:
         for i, f in enumerate(locked + free):
             with f.open("ab") as out:
@@ -267,6 +278,8 @@ def test_a_per_file_refusal_names_its_own_file_and_the_rest_syncs(
         assert st["state"] not in ("error", "offline"), st
     finally:
         locked_dir.chmod(0o700)
+        for p in locked_copies:
+            p.chmod(0o644)
     stop_daemon(d)
     lines = [ln for ln in _log(env).splitlines() if "Not uploaded" in ln]
     assert len(lines) == 2, lines

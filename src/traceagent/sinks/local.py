@@ -77,21 +77,7 @@ class LocalFolderSink(Sink):
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as e:
-            transient = e.errno in (
-                errno.EROFS,
-                errno.ENOSPC,
-                errno.EIO,
-                errno.ENOTCONN,
-                errno.ESTALE,
-                errno.EDQUOT,
-            )
-            reason = e.strerror or str(e)
-            if isinstance(e, FileExistsError) or (self.root.exists() and not self.root.is_dir()):
-                reason = os.strerror(errno.ENOTDIR)  # a file where the folder should be
-            raise SinkError(
-                f"Cannot write to the destination folder {self.root}: {reason}",
-                kind=ErrorKind.TRANSIENT if transient else ErrorKind.DESTINATION,
-            ) from None
+            raise self._error(e) from None
 
     def upload(self, items: Sequence[UploadItem]) -> None:
         """Move (or copy) each spool file to its key; per-file failures are collected."""
@@ -210,9 +196,13 @@ class LocalFolderSink(Sink):
         return new
 
     def _error(self, e: OSError) -> SinkError:
+        """The destination as a whole refuses: one message and kind for every check of it."""
+        reason = e.strerror or str(e)
+        if isinstance(e, FileExistsError) or (self.root.exists() and not self.root.is_dir()):
+            reason = os.strerror(errno.ENOTDIR)  # a file where the folder should be
         return SinkError(
-            f"Cannot use the destination folder {self.root}: {e.strerror or e}",
-            kind=ErrorKind.TRANSIENT if e.errno in _PASSING_ERRNOS else ErrorKind.FATAL,
+            f"Cannot write to the destination folder {self.root}: {reason}",
+            kind=ErrorKind.TRANSIENT if e.errno in _PASSING_ERRNOS else ErrorKind.DESTINATION,
         )
 
     def list_files(self) -> dict[str, int]:
