@@ -13,7 +13,7 @@ A second check: another process reading every session file once (a backup, grep,
 must not make the idle daemon work.
 
 With the Hugging Face sink the daemon runs Hub calls in an upload worker process
-(``src/traceagent/sinks/worker.py``) that exits after ``upload_worker_idle_seconds`` without
+(``src/traceagent/hub/worker.py``) that exits after ``upload_worker_idle_seconds`` without
 work (default 180 s; 15 s here to fit the 2-minute budget). The idle window starts once the
 worker has exited after the catch-up, which is the state the daemon spends its day in. The
 worker's memory is sampled every 0.2 s while it lives and printed beside the daemon's, with

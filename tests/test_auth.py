@@ -30,8 +30,8 @@ from hfsupport import (
     fake_hub,
     isolated_env,
 )
-from traceagent import auth, whoami
-from traceagent.auth import AuthError, TokenInfo, delete_token, find_token, store_token
+from traceagent.hub import auth, whoami
+from traceagent.hub.auth import AuthError, TokenInfo, delete_token, find_token, store_token
 
 __all__ = ["fake_hub", "isolated_env"]
 
@@ -151,7 +151,7 @@ def test_fallback_writes_the_hf_token_file_0600(
 def test_fallback_in_a_process_configured_with_the_fail_backend(isolated_env: Isolated) -> None:
     env = {**os.environ, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
     code = (
-        "import sys, keyring; from traceagent.auth import store_token, find_token;"
+        "import sys, keyring; from traceagent.hub.auth import store_token, find_token;"
         "print(type(keyring.get_keyring()).__module__);"
         "print(store_token(sys.stdin.read()));"
         "print(find_token().source)"
@@ -278,7 +278,7 @@ def test_a_plain_token_file_is_read_without_importing_huggingface_hub(
             f"[laptop]\nhf_token = {SECRET}\nrefresh_token = hf_oauth_refresh_0123\nexpires_at = 4102444800\n"
         )
     code = (
-        "import sys; from traceagent.auth import find_token; t = find_token();"
+        "import sys; from traceagent.hub.auth import find_token; t = find_token();"
         "print(t.source if t else None); print('huggingface_hub' in sys.modules)"
     )
     env = {**os.environ, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}

@@ -10,7 +10,7 @@ import keyring
 from keyring.backends import SecretService
 
 from hfsupport import Isolated, isolated_env, secret_service
-from traceagent.auth import KEYRING_SERVICE, KEYRING_USERNAME, delete_token, find_token, store_token
+from traceagent.hub.auth import KEYRING_SERVICE, KEYRING_USERNAME, delete_token, find_token, store_token
 
 __all__ = ["isolated_env", "secret_service"]
 
@@ -35,7 +35,7 @@ def test_store_read_delete_in_secret_service(secret_service: dict[str, str], iso
 
 def test_a_fresh_process_picks_secret_service_by_itself(secret_service: dict[str, str]) -> None:
     code = (
-        "import sys; from traceagent.auth import store_token, find_token;"
+        "import sys; from traceagent.hub.auth import store_token, find_token;"
         "print(store_token(sys.stdin.read())); print(find_token().source)"
     )
     out = subprocess.run(

@@ -24,7 +24,7 @@ from hfsupport import TOKEN, USER, FakeHub, fake_hub
 from secretgen import Gen, family_secrets
 from traceagent.app import build_engine, load_context
 from traceagent.engine import Engine
-from traceagent.sinks.hf import HfSink
+from traceagent.hub.sink import HfSink
 from traceagent.status import SyncState
 
 __all__ = ["fake_hub"]

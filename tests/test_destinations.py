@@ -15,8 +15,8 @@ from conftest import run_cli, write_config
 from traceagent import traymodel
 from traceagent.config import load_settings
 from traceagent.errors import ConfigError
-from traceagent.sinks.hub import key_problem as hub_key_problem
-from traceagent.sinks.hub import parse_bucket_uri
+from traceagent.hub.api import key_problem as hub_key_problem
+from traceagent.hub.api import parse_bucket_uri
 from traceagent.sinks.keys import (
     PREFIX_MAX_BYTES,
     Destination,

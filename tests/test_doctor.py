@@ -10,8 +10,8 @@ import pytest
 
 from hfsupport import READ_TOKEN, TOKEN, FakeHub, Isolated, MemoryKeyring, fake_hub, isolated_env
 from traceagent import doctor
-from traceagent.auth import TokenInfo
 from traceagent.doctor import PROBE_KEY, Check, check_inotify, check_tray, run_checks
+from traceagent.hub.auth import TokenInfo
 
 __all__ = ["fake_hub", "isolated_env"]
 

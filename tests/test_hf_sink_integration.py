@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from hfsupport import CORPUS, READ_TOKEN, TOKEN, FakeHub, corpus_items, fake_hub, isolated_env, make_item
+from traceagent.hub.sink import HfSink
 from traceagent.sinks.base import ErrorKind, SinkError, UploadItem
-from traceagent.sinks.hf import HfSink
 
 __all__ = ["fake_hub", "isolated_env"]  # fixtures used by the tests below
 
@@ -178,7 +178,7 @@ def short_http_timeout() -> Iterator[None]:
     """huggingface_hub's shared client rebuilt with a 0.5 s read timeout (then restored)."""
     import huggingface_hub
 
-    from traceagent.sinks import hub as hf_mod
+    from traceagent.hub import api as hf_mod
 
     hf_mod.install_http_timeouts()
     previous = hf_mod.HTTP_TIMEOUT

@@ -17,10 +17,10 @@ from huggingface_hub.errors import BucketBatchError, HfHubHTTPError
 from huggingface_hub.utils import hf_raise_for_status
 
 from hfsupport import make_item
-from traceagent.sinks import hf as hf_mod
+from traceagent.hub import sink as hf_mod
+from traceagent.hub.api import classify_error, key_problem, parse_bucket_uri
+from traceagent.hub.sink import HfSink
 from traceagent.sinks.base import ErrorKind, SinkError, UploadItem
-from traceagent.sinks.hf import HfSink
-from traceagent.sinks.hub import classify_error, key_problem, parse_bucket_uri
 
 SECRET = "hf_unitSecretToken0123456789abcdefXYZ"
 BUCKET = "alice/agent-sessions"
@@ -459,7 +459,7 @@ def test_importing_the_sink_is_cheap() -> None:
     import sys
 
     code = (
-        "import sys, traceagent.sinks.hf, traceagent.sinks.worker, traceagent.auth, traceagent.doctor;"
+        "import sys, traceagent.hub.sink, traceagent.hub.worker, traceagent.hub.auth, traceagent.doctor;"
         "print([m for m in ('huggingface_hub', 'hf_xet', 'httpx2', 'keyring', 'pystray', 'gi') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

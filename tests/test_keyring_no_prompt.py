@@ -156,7 +156,7 @@ def test_a_locked_collection_is_never_unlocked(
     # a sign-in stored the token in the keyring; then the session locked it
     where = in_bus(
         bus,
-        f"from traceagent.auth import store_token; print(store_token({SECRET!r}))",
+        f"from traceagent.hub.auth import store_token; print(store_token({SECRET!r}))",
     )
     assert where.startswith("system keyring (SecretService"), where
     locked = (
@@ -176,7 +176,7 @@ def test_the_keyring_is_read_only_where_a_sign_in_stored_the_token(bus: dict[str
     keyring_daemon(bus, password=b"ci-password")
     marker = Path(bus["TRACEAGENT_HOME"]) / "state" / "token-in-keyring.json"
     code = (
-        "from pathlib import Path\nfrom traceagent import auth\n"
+        "from pathlib import Path\nfrom traceagent.hub import auth\n"
         f"print(auth.find_token())\nprint(auth.store_token({SECRET!r}).split(' (')[0])\n"
         f"print(Path({str(marker)!r}).read_text().strip())\n"
         "print(auth.find_token().source.split(' (')[0])\nprint(auth.delete_token())\nprint(auth.find_token())\n"
@@ -192,7 +192,7 @@ def test_a_token_an_older_version_stored_is_adopted_read_only(bus: dict[str, str
     keyring_daemon(bus, password=b"ci-password")
     marker = Path(bus["TRACEAGENT_HOME"]) / "state" / "token-in-keyring.json"
     code = (
-        "from keyring.backends import SecretService\nfrom traceagent import auth\n"
+        "from keyring.backends import SecretService\nfrom traceagent.hub import auth\n"
         f"SecretService.Keyring().set_password('traceagent', 'huggingface', {SECRET!r})\n"
         "print(auth.find_token())\nprint(auth.adopt_keyring_token().token == %r)\n"
         "print(auth.find_token().source)\n" % SECRET

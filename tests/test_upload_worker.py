@@ -1,4 +1,4 @@
-"""The upload worker: Hugging Face calls in a spawned child process (sinks/worker.py).
+"""The upload worker: Hugging Face calls in a spawned child process (hub/worker.py).
 
 Real processes, the real huggingface_hub + hf_xet client in the child, the fake Hub on
 127.0.0.1. The daemon-level tests prove the point of the worker: the daemon process never
@@ -28,12 +28,12 @@ from conftest import (
     write_config,
 )
 from hfsupport import TOKEN, USER, FakeHub, fake_hub, make_item
-from traceagent.auth import AuthError
+from traceagent.hub.api import key_problem
+from traceagent.hub.auth import AuthError
+from traceagent.hub.sink import HfSink
+from traceagent.hub.whoami import WhoAmI, validate_token
+from traceagent.hub.worker import HubWorker, WorkerSink, _launch_subprocess, whoami_in
 from traceagent.sinks.base import ErrorKind, SinkError
-from traceagent.sinks.hf import HfSink
-from traceagent.sinks.hub import key_problem
-from traceagent.sinks.worker import HubWorker, WorkerSink, _launch_subprocess, whoami_in
-from traceagent.whoami import WhoAmI, validate_token
 
 __all__ = ["fake_hub"]
 
@@ -187,7 +187,7 @@ def test_the_worker_s_log_lines_reach_the_daemon_log(
         fake_hub.revoke(TOKEN)
         with pytest.raises(SinkError):
             sink.upload([make_item(tmp_path / "spool", "claude/p/m.jsonl", b"{}\n")])
-    records = [r for r in caplog.records if r.name == "traceagent.sinks.hf"]
+    records = [r for r in caplog.records if r.name == "traceagent.hub.sink"]
     assert any("uploaded 1 file(s)" in r.getMessage() and r.process != os.getpid() for r in records)
     assert any(r.levelno == logging.WARNING for r in records)
     assert all(TOKEN not in r.getMessage() for r in caplog.records)
@@ -319,6 +319,6 @@ def test_daemon_never_loads_hf_xet_and_survives_a_killed_worker(
     assert TOKEN not in err
     log = Path(env["TRACEAGENT_HOME"], "logs/traceagent.log").read_text()
     assert "upload worker stopped unexpectedly (killed by signal 9)" in log
-    assert "traceagent.sinks.hf: uploaded" in log  # the worker's own lines, in the daemon's log
+    assert "traceagent.hub.sink: uploaded" in log  # the worker's own lines, in the daemon's log
     assert TOKEN not in log
     assert fake_hub.read_file(BUCKET, expected[session]) == session.read_bytes()

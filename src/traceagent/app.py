@@ -28,8 +28,8 @@ from traceagent.sinks.local import LocalFolderSink
 from traceagent.snapshot import Transform
 
 if TYPE_CHECKING:
-    from traceagent.sinks.worker import HubWorker
-    from traceagent.whoami import WhoAmI
+    from traceagent.hub.whoami import WhoAmI
+    from traceagent.hub.worker import HubWorker
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +78,11 @@ class SinkFactory:
 
     def __init__(self, ctx: Context, *, worker: bool = False) -> None:
         self.ctx = ctx
-        #: With ``worker``, Hub calls run in a child process (the daemon: see sinks/worker.py);
+        #: With ``worker``, Hub calls run in a child process (the daemon: see hub/worker.py);
         #: one-shot commands keep them in-process.
         self.worker: HubWorker | None = None
         if worker:
-            from traceagent.sinks.worker import HubWorker
+            from traceagent.hub.worker import HubWorker
 
             self.worker = HubWorker(idle_exit_s=ctx.settings.upload_worker_idle_seconds)
         self.signed_in_as: str | None = None
@@ -94,7 +94,7 @@ class SinkFactory:
         self._adopt_tried = False
 
     def __call__(self) -> Sink:
-        from traceagent import auth, whoami
+        from traceagent.hub import auth, whoami
 
         ctx = self.ctx
         dest = ctx.settings.destination
@@ -140,10 +140,10 @@ class SinkFactory:
             "url_template": ctx.settings.viewer_url_template,
         }
         if self.worker is not None:
-            from traceagent.sinks.worker import WorkerSink
+            from traceagent.hub.worker import WorkerSink
 
             return WorkerSink(self.worker, **spec)
-        from traceagent.sinks.hf import HfSink
+        from traceagent.hub.sink import HfSink
 
         return HfSink(**spec)
 
@@ -151,7 +151,7 @@ class SinkFactory:
         """How to ask the Hub who a token is: in the worker, or ``None`` for in-process."""
         if self.worker is None:
             return None
-        from traceagent.sinks.worker import whoami_in
+        from traceagent.hub.worker import whoami_in
 
         return whoami_in(self.worker)
 
@@ -169,7 +169,7 @@ def transform_factory(ctx: Context) -> Any:
         if not ctx.settings.redact or not ctx.settings.agent(agent).redact:
             log.info("Redaction is off for %s", agent)
             return None
-        from traceagent import auth
+        from traceagent.hub import auth
         from traceagent.redact import Redactor
 
         token = auth.find_token(ctx.environ)
@@ -219,7 +219,7 @@ class DesktopEngine(Engine):
 
     def credentials_fingerprint(self) -> str | None:
         """A digest of the token currently found (never the token itself)."""
-        from traceagent import auth
+        from traceagent.hub import auth
 
         token = auth.find_token(self.ctx.environ)
         return token.fingerprint if token else ""
@@ -236,7 +236,7 @@ class DesktopEngine(Engine):
 
     def sign_in(self, token: str) -> str:
         """Check the token with the Hub, store it, and switch to the user's bucket."""
-        from traceagent import auth, whoami
+        from traceagent.hub import auth, whoami
 
         # AuthError is a UserError; the check runs in the upload worker when there is one.
         name = whoami.validate_token(token.strip(), hf_endpoint(self.ctx), fetch=self._factory.fetch_whoami())
@@ -247,7 +247,7 @@ class DesktopEngine(Engine):
 
     def sign_out(self) -> None:
         """Forget the stored token; uploads go to the local folder until the next sign-in."""
-        from traceagent import auth
+        from traceagent.hub import auth
 
         removed = auth.delete_token(self.ctx.environ)
         log.info("Signed out%s", f" (removed from {', '.join(removed)})" if removed else "")

@@ -380,7 +380,7 @@ def _status_offline(ctx: Any) -> dict[str, Any]:
             parsed = None
         if parsed is not None and parsed.is_hub:
             from traceagent.app import hf_endpoint
-            from traceagent.sinks.hf import HfSink
+            from traceagent.hub.sink import HfSink
 
             sink = HfSink(
                 parsed.uri,

@@ -18,8 +18,8 @@ def cmd_login(args: argparse.Namespace) -> int:
     """``traceagent login [--token-stdin]``."""
     import getpass
 
-    from traceagent import auth, whoami
     from traceagent.app import hf_endpoint
+    from traceagent.hub import auth, whoami
 
     ctx = load_ctx()
     if args.token_stdin:
@@ -42,7 +42,7 @@ def cmd_login(args: argparse.Namespace) -> int:
 
 def cmd_logout(args: argparse.Namespace) -> int:
     """``traceagent logout``."""
-    from traceagent import auth
+    from traceagent.hub import auth
 
     ctx = load_ctx()
     removed = auth.delete_token()
@@ -64,8 +64,9 @@ def cmd_logout(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """``traceagent doctor``: every check on one line."""
-    from traceagent import auth, doctor, whoami
+    from traceagent import doctor
     from traceagent.app import DEFAULT_BUCKET, hf_endpoint
+    from traceagent.hub import auth, whoami
 
     ctx = load_ctx()
     token_info = auth.find_token(ctx.environ)
@@ -132,7 +133,7 @@ def cmd_redact(args: argparse.Namespace) -> int:
     """``traceagent redact FILE``: what would be hidden (masked, never in full)."""
     from pathlib import Path
 
-    from traceagent import auth
+    from traceagent.hub import auth
     from traceagent.redact import Redactor, preview_file
 
     ctx = load_ctx()

@@ -19,9 +19,9 @@ import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from traceagent.auth import AuthError, TokenInfo, keyring_backend_name, scrub, secure_keyring
+from traceagent.hub.auth import AuthError, TokenInfo, keyring_backend_name, scrub, secure_keyring
+from traceagent.hub.whoami import fetch_whoami
 from traceagent.paths import AppPaths, access_problem
-from traceagent.whoami import fetch_whoami
 
 __all__ = [
     "INOTIFY_MIN_INSTANCES",
@@ -110,7 +110,7 @@ def check_bucket(
     """Does the bucket exist, and is it private?"""
     if not _is_hf(destination):
         return _check_folder(destination)
-    from traceagent.sinks.hub import classify_error, hub_errors, install_http_timeouts, parse_bucket_uri
+    from traceagent.hub.api import classify_error, hub_errors, install_http_timeouts, parse_bucket_uri
 
     try:
         parsed = parse_bucket_uri(destination)
@@ -178,9 +178,9 @@ def check_write(
         return Check("write access", None, "skipped (no probe upload requested)")
     if token_info is None:
         return Check("write access", None, "skipped: no token")
+    from traceagent.hub.api import parse_bucket_uri
+    from traceagent.hub.sink import HfSink
     from traceagent.sinks.base import SinkError, UploadItem
-    from traceagent.sinks.hf import HfSink
-    from traceagent.sinks.hub import parse_bucket_uri
 
     parsed = parse_bucket_uri(destination)
     # The probe goes to the bucket's root, whatever prefix the destination has.

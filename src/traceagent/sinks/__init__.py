@@ -1,4 +1,7 @@
-"""Destinations. ``make_sink`` turns a destination string into a sink."""
+"""Destinations, without any network client: the :class:`~traceagent.sinks.base.Sink` interface and its
+errors (``base``), THE key and destination rules (``keys``, pure), and the local folder (``local``). The
+Hugging Face bucket sink lives in :mod:`traceagent.hub`; ``traceagent.app.wiring`` picks one.
+"""
 
 from __future__ import annotations
 

@@ -7,14 +7,14 @@ imports them (at most ``huggingface_hub.constants``, for the default endpoint): 
 and checking the bucket, uploads — and exits after ``idle_exit_s`` seconds without work.
 The next upload starts a new one (about half a second; an active session uploads at least
 every ``max_delay_seconds``, so it keeps its worker). The child starts clean, with no copy
-of the daemon's threads or memory: ``python -m traceagent.sinks.worker_child`` on POSIX,
+of the daemon's threads or memory: ``python -m traceagent.hub.worker_child`` on POSIX,
 multiprocessing's *spawn* on Windows and in frozen apps.
 
 This module is the daemon's side. It talks to the worker over one connection, one request
 at a time: ``(operation, args)`` out; back come log records (re-emitted in the daemon's log,
 so the log reads as if the upload ran in-process) and then exactly one answer. Errors travel
 as plain tuples and are rebuilt as the same :class:`~traceagent.sinks.base.SinkError` /
-:class:`~traceagent.auth.AuthError` the in-process code raises; a worker that dies mid-call
+:class:`~traceagent.hub.auth.AuthError` the in-process code raises; a worker that dies mid-call
 (killed, out of memory) is a ``TRANSIENT`` error: the engine keeps the files queued and
 retries with a new worker. Spool files are only read by the worker, so nothing is lost.
 
@@ -35,11 +35,11 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
-from traceagent.auth import AuthError
+from traceagent.hub.auth import AuthError
+from traceagent.hub.sink import HfSink
+from traceagent.hub.whoami import WhoAmI
+from traceagent.hub.worker_child import SinkSpec, serve
 from traceagent.sinks.base import ErrorKind, Sink, SinkError, UploadItem
-from traceagent.sinks.hf import HfSink
-from traceagent.sinks.worker_child import SinkSpec, serve
-from traceagent.whoami import WhoAmI
 
 __all__ = ["IDLE_EXIT_S", "HubWorker", "WorkerSink"]
 
@@ -60,7 +60,7 @@ class HubWorker:
 
     def __init__(self, *, idle_exit_s: float = IDLE_EXIT_S, method: str | None = None) -> None:
         self.idle_exit_s = idle_exit_s
-        #: "subprocess" (POSIX: ``python -m traceagent.sinks.worker_child`` on a socketpair) or
+        #: "subprocess" (POSIX: ``python -m traceagent.hub.worker_child`` on a socketpair) or
         #: "spawn" (multiprocessing: Windows, where fds cannot be passed, and frozen apps,
         #: whose executable is not a Python). POSIX avoids multiprocessing's spawn because it
         #: starts a resource-tracker process that would live as long as the daemon (+10 MB).
@@ -84,7 +84,7 @@ class HubWorker:
     def call(self, op: str, *args: Any) -> Any:
         """Run ``op`` in the worker and return its answer (``whoami``, ``ensure``, ``upload``,
         ``identity``, ``list``:
-        see :mod:`traceagent.sinks.worker_child`).
+        see :mod:`traceagent.hub.worker_child`).
 
         Raises the :class:`SinkError` or :class:`AuthError` the operation raised there, or a
         ``TRANSIENT`` :class:`SinkError` when the worker could not be started or died.
@@ -244,11 +244,11 @@ class _Subprocess:
 
 
 def _launch_subprocess(level: int) -> tuple[Connection, _Child]:
-    """Start ``python -m traceagent.sinks.worker_child FD LEVEL`` with one end of a socketpair."""
+    """Start ``python -m traceagent.hub.worker_child FD LEVEL`` with one end of a socketpair."""
     ours, theirs = socket.socketpair()
     try:
         popen = subprocess.Popen(
-            [sys.executable, "-m", "traceagent.sinks.worker_child", str(theirs.fileno()), str(level)],
+            [sys.executable, "-m", "traceagent.hub.worker_child", str(theirs.fileno()), str(level)],
             pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -314,7 +314,7 @@ class WorkerSink(Sink):
 
 
 def whoami_in(worker: HubWorker) -> Callable[[str, str | None], WhoAmI]:
-    """A ``fetch`` for :func:`traceagent.auth.whoami_cached` that asks in ``worker``."""
+    """A ``fetch`` for :func:`traceagent.hub.auth.whoami_cached` that asks in ``worker``."""
 
     def fetch(token: str, endpoint: str | None) -> WhoAmI:
         try:

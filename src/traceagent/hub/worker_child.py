@@ -1,8 +1,8 @@
-"""The upload worker's side: answers the daemon's requests (see :mod:`traceagent.sinks.worker`).
+"""The upload worker's side: answers the daemon's requests (see :mod:`traceagent.hub.worker`).
 
-Started as ``python -m traceagent.sinks.worker_child FD LEVEL`` (POSIX) or as
+Started as ``python -m traceagent.hub.worker_child FD LEVEL`` (POSIX) or as
 multiprocessing's spawn target :func:`serve` (Windows, frozen apps). It holds one
-:class:`~traceagent.sinks.hf.HfSink` for the current token and destination, sends its log
+:class:`~traceagent.hub.sink.HfSink` for the current token and destination, sends its log
 records to the daemon, and exits when told to or when the daemon is gone.
 """
 
@@ -17,10 +17,10 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
-from traceagent.auth import AuthError, scrub
+from traceagent.hub.auth import AuthError, scrub
+from traceagent.hub.sink import HfSink, ViewerRoutes
 from traceagent.memory import release_memory
 from traceagent.sinks.base import SinkError
-from traceagent.sinks.hf import HfSink, ViewerRoutes
 
 __all__ = ["main", "serve"]
 
@@ -122,7 +122,7 @@ def _token_of(op: str, args: tuple[Any, ...]) -> str | None:
 
 def _run(op: str, args: tuple[Any, ...], sinks: dict[tuple[tuple[str, Any], ...], HfSink]) -> Any:
     if op == "whoami":
-        from traceagent.whoami import fetch_whoami
+        from traceagent.hub.whoami import fetch_whoami
 
         token, endpoint = args
         return fetch_whoami(token, endpoint=endpoint)
@@ -148,7 +148,7 @@ def _run(op: str, args: tuple[Any, ...], sinks: dict[tuple[tuple[str, Any], ...]
 
 
 def main(argv: Sequence[str]) -> int:
-    """``python -m traceagent.sinks.worker_child FD LEVEL``: serve the daemon on socket ``FD``."""
+    """``python -m traceagent.hub.worker_child FD LEVEL``: serve the daemon on socket ``FD``."""
     fd, level = int(argv[0]), int(argv[1])
     serve(Connection(fd), level)
     return 0

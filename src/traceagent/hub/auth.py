@@ -1,5 +1,5 @@
 """The Hugging Face token: where it is found and where it is stored (who it belongs to:
-:mod:`traceagent.whoami`).
+:mod:`traceagent.hub.whoami`).
 
 Lookup order (:func:`find_token`): the ``HF_TOKEN`` environment variable, the system keyring
 (service ``traceagent``, username ``huggingface``), then huggingface_hub's own token file

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from traceagent.auth import AuthError, clean_token, scrub, token_digest
+from traceagent.hub.auth import AuthError, clean_token, scrub, token_digest
 
 __all__ = ["WHOAMI_TTL_S", "WhoAmI", "fetch_whoami", "validate_token", "whoami_cached"]
 
@@ -44,7 +44,7 @@ def fetch_whoami(token: str, *, endpoint: str | None) -> WhoAmI:
     from huggingface_hub import HfApi
 
     from traceagent import __version__
-    from traceagent.sinks.hub import hub_errors, install_http_timeouts
+    from traceagent.hub.api import hub_errors, install_http_timeouts
 
     install_http_timeouts()
     base = (endpoint or "").rstrip("/") or None

@@ -1,6 +1,6 @@
 """Talking to the Hub through ``huggingface_hub``: bucket URIs and key rules (both defined in
 :mod:`traceagent.sinks.keys`), the error
-funnel, and HTTP timeouts. Used by the sink (:mod:`traceagent.sinks.hf`), ``auth`` and ``doctor``.
+funnel, and HTTP timeouts. Used by the sink (:mod:`traceagent.hub.sink`), ``auth`` and ``doctor``.
 
 Every failure becomes one :class:`~traceagent.sinks.base.SinkError` with an
 :class:`~traceagent.sinks.base.ErrorKind` the engine acts on:
@@ -29,7 +29,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from traceagent.auth import scrub
+from traceagent.hub.auth import scrub
 from traceagent.sinks.base import ErrorKind, SinkError
 from traceagent.sinks.keys import Destination, DestinationError, key_problem, parse_destination
 

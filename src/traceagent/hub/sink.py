@@ -7,7 +7,7 @@ the same mtime as ``hf sync`` would, and a later ``hf sync`` sees the file as up
 
 Every failure is funnelled into one :class:`~traceagent.sinks.base.SinkError` whose
 :class:`~traceagent.sinks.base.ErrorKind` the engine acts on (the table is in
-:mod:`traceagent.sinks.hub`, with the URI and key rules).
+:mod:`traceagent.hub.api`, with the URI and key rules).
 
 ``huggingface_hub`` is imported lazily: importing this module costs nothing.
 """
@@ -23,9 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
-from traceagent.auth import scrub
-from traceagent.sinks.base import ErrorKind, Sink, SinkError, UploadItem
-from traceagent.sinks.hub import (
+from traceagent.hub.api import (
     bucket_vanished,
     classify_error,
     hub_errors,
@@ -33,6 +31,8 @@ from traceagent.sinks.hub import (
     key_problem,
     parse_bucket_uri,
 )
+from traceagent.hub.auth import scrub
+from traceagent.sinks.base import ErrorKind, Sink, SinkError, UploadItem
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
