@@ -45,7 +45,7 @@ status = open("/proc/self/status").read()
 print("VmHWM", status.split("VmHWM:")[1].split()[0], file=sys.stderr)
 sys.exit(code)
 """
-NO_STREAMING = "import traceagent.snapshot as s; s.LONG_LINE = 1 << 40"
+NO_STREAMING = "import traceagent.sync.snapshot as s; s.LONG_LINE = 1 << 40"
 
 
 def make_line(size: int, seed: int) -> tuple[bytes, list[str]]:

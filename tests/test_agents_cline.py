@@ -151,7 +151,7 @@ def test_cli_data_dir_secrets_are_never_picked(tmp_path: Path) -> None:
     write_json(data / "secrets.json", {"apiKey": "sk-ant-secret"})
     write_json(data / "globalState.json", {"mode": "act"})
     folder = make_task(data / "tasks")
-    from traceagent.watcher import scan_root
+    from traceagent.sync.roots import scan_root
 
     cli_root = BY_NAME["cline"].default_roots({}, tmp_path)[-1]
     found = sorted(p.relative_to(data).as_posix() for p, _ in scan_root(cli_root))

@@ -28,8 +28,8 @@ from test_agents_sqlite import GOOSE_SCHEMA, HERMES_SCHEMA, OC_TURNS
 from traceagent.agents import BY_NAME
 from traceagent.agents.sts import validate
 from traceagent.app import build_engine, load_context
-from traceagent.engine import Engine
 from traceagent.status import SyncState
+from traceagent.sync.engine import Engine
 
 FAST = "debounce_seconds = 0.3\nmax_delay_seconds = 1.5\nredact = false\n"
 MS0 = 1776679200000

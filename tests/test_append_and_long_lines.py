@@ -20,9 +20,9 @@ import pytest
 from conftest import bucket_dir, write_config
 from secretgen import Gen, family_secrets
 from traceagent.app import build_engine, load_context
-from traceagent.engine import Engine
 from traceagent.redact import Redactor
-from traceagent.snapshot import CHUNK, take_snapshot
+from traceagent.sync.engine import Engine
+from traceagent.sync.snapshot import CHUNK, take_snapshot
 
 #: snapshot.LONG_LINE (imported in the tests that need it: it is new with the streaming).
 LONG_LINE = 4 << 20
@@ -360,8 +360,8 @@ def test_appends_in_random_pieces_give_the_bytes_of_a_whole_copy(
 ) -> None:
     """Snapshot level, with tiny read chunks, long-line threshold and fingerprint windows so
     that every path is taken: torn tails, long lines, appends resumed from the marks."""
-    from traceagent import snapshot
     from traceagent.redact.core import LineStream
+    from traceagent.sync import snapshot
 
     monkeypatch.setattr(snapshot, "CHUNK", 97)
     monkeypatch.setattr(snapshot, "LONG_LINE", 300)
@@ -400,7 +400,7 @@ def test_appends_in_random_pieces_give_the_bytes_of_a_whole_copy(
 
 
 def test_snapshot_streams_a_long_line_and_keeps_it_while_torn(tmp_path: Path) -> None:
-    from traceagent import snapshot
+    from traceagent.sync import snapshot
 
     assert snapshot.LONG_LINE == LONG_LINE
     redactor = Redactor.from_settings(own_secrets=False)

@@ -23,9 +23,9 @@ from conftest import lay_out_corpus, remote_files, run_cli, status_json, stop_da
 from hfsupport import TOKEN, USER, FakeHub, fake_hub
 from secretgen import Gen, family_secrets
 from traceagent.app import build_engine, load_context
-from traceagent.engine import Engine
 from traceagent.hub.sink import HfSink
 from traceagent.status import SyncState
+from traceagent.sync.engine import Engine
 
 __all__ = ["fake_hub"]
 
@@ -94,7 +94,7 @@ def test_local_folder_deleted_while_the_daemon_runs_gets_everything_back(
     session = next(p for p, key in expected.items() if key.startswith("pi/"))
     with session.open("a") as f:
         f.write('{"type":"message","id":"m9","message":{"role":"user","content":"later"}}\n')
-    with caplog.at_level(logging.WARNING, logger="traceagent.engine"):
+    with caplog.at_level(logging.WARNING, logger="traceagent.sync.engine"):
         assert wait_for(lambda: remote_files(dest) == {k: p.read_bytes() for p, k in expected.items()}, 30), (
             sorted(remote_files(dest))
         )

@@ -12,8 +12,8 @@ import pytest
 
 from conftest import bucket_dir, lay_out_corpus, remote_files, wait_for, write_config
 from traceagent.app import build_engine, load_context
-from traceagent.engine import Engine
 from traceagent.status import SyncState
+from traceagent.sync.engine import Engine
 
 FAST = "debounce_seconds = 0.3\nmax_delay_seconds = 1.5\nredact = false\n"
 
@@ -165,7 +165,7 @@ def test_restart_does_not_reupload_or_reread_unchanged_files(env: dict[str, str]
     first.stop()
     engine, _ = build_engine(load_context(env))
     opened: list[str] = []
-    import traceagent.uploader as eng
+    import traceagent.sync.uploader as eng
 
     real = eng.take_snapshot
 
@@ -276,7 +276,8 @@ def test_shallow_roots_watch_only_session_folders(tmp_path: Path) -> None:
     """OpenCode's data folder also holds snapshot git trees: those are neither watched nor walked."""
     from traceagent.agents import BY_NAME
     from traceagent.agents.base import Root
-    from traceagent.watcher import Watcher, scan_root
+    from traceagent.sync.roots import scan_root
+    from traceagent.sync.watcher import Watcher
 
     root = tmp_path / "opencode"
     for d in ("snapshot/abc/objects/00", "snapshot/abc/objects/01", "bin", "storage/session/p1"):

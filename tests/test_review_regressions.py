@@ -15,8 +15,8 @@ import pytest
 from conftest import bucket_dir, remote_files, run_cli, wait_for, write_config
 from secretgen import Gen, family_secrets
 from traceagent.app import build_engine, load_context
-from traceagent.engine import Engine
 from traceagent.status import SyncState
+from traceagent.sync.engine import Engine
 
 FAST = "debounce_seconds = 0.3\nmax_delay_seconds = 1\n"
 
@@ -163,7 +163,7 @@ def test_bad_destination_or_template_is_a_config_error(env: dict[str, str], line
 
 
 def test_an_unreadable_token_does_not_switch_a_hub_user_to_the_local_folder(env: dict[str, str]) -> None:
-    from traceagent.state import StateDB
+    from traceagent.sync.state import StateDB
 
     write_config(env, FAST)
     ctx = load_context(env)

@@ -17,8 +17,8 @@ import pytest
 
 from conftest import bucket_dir, remote_files, wait_for, write_config
 from traceagent.app import build_engine, load_context
-from traceagent.engine import Engine
 from traceagent.status import SyncState
+from traceagent.sync.engine import Engine
 
 FAST = "debounce_seconds = 0.3\nmax_delay_seconds = 1.5\nredact = false\n"
 

@@ -10,10 +10,10 @@ import pytest
 from conftest import CORPUS
 from traceagent.agents import BY_NAME, SessionMeta
 from traceagent.config import load_settings, parse_settings, update_config
-from traceagent.debounce import Debouncer
 from traceagent.errors import ConfigError
 from traceagent.sinks.keys import InvalidKeyError, check_key, make_key
-from traceagent.snapshot import SnapshotError, take_snapshot
+from traceagent.sync.debounce import Debouncer
+from traceagent.sync.snapshot import SnapshotError, take_snapshot
 
 
 @pytest.mark.parametrize(

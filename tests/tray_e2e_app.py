@@ -1,7 +1,7 @@
 """A stand-in for ``traceagent run``: the real tray (``tray.run_tray``) over a fake engine.
 
 The unit tests import :class:`FakeEngine`; the end-to-end test runs this file as a
-process under Xvfb. The fake engine follows the engine facade (``traceagent.engine``):
+process under Xvfb. The fake engine follows the engine facade (``traceagent.sync.engine``):
 
 * every call is appended to ``$TRACEAGENT_E2E_CALLS`` (JSON lines) so a test can see it;
 * ``open_url`` goes through :mod:`webbrowser`, so ``$BROWSER`` decides what opens it;

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from traceagent.config import Settings, load_settings
 from traceagent.control import ControlServer, DaemonLock
-from traceagent.engine import Engine
 from traceagent.errors import UserError
 from traceagent.paths import AppPaths, app_paths
 from traceagent.sinks.base import ErrorKind, Sink, SinkError
 from traceagent.sinks.keys import parse_destination
 from traceagent.sinks.local import LocalFolderSink
-from traceagent.snapshot import Transform
+from traceagent.sync.engine import Engine
+from traceagent.sync.snapshot import Transform
 
 if TYPE_CHECKING:
     from traceagent.hub.whoami import WhoAmI

@@ -252,10 +252,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def _dry_run(ctx: Any) -> int:
     """What ``sync`` would send: the same comparison with the ledger as the daemon's scans."""
     from traceagent.agents import BY_NAME
-    from traceagent.catchup import all_roots, changed_files, enabled_roots
     from traceagent.sinks.keys import make_key
-    from traceagent.state import StateDB
-    from traceagent.watcher import match_root
+    from traceagent.sync.roots import match_root
+    from traceagent.sync.scan import all_roots, changed_files, enabled_roots
+    from traceagent.sync.state import StateDB
 
     db = StateDB(ctx.paths.state_db, read_only=True)  # a preview changes nothing
     known = db.checked_stats()
@@ -311,7 +311,7 @@ def _sync_via_daemon(ctx: Any, *, verify: bool = False) -> int:
     print("traceagent is running; asked it to sync now.")
     checked = None
     if verify:
-        from traceagent.engine import VERIFY_TIMEOUT, VerifyResult
+        from traceagent.sync.engine import VERIFY_TIMEOUT, VerifyResult
 
         reply = ask_daemon(ctx, "verify", timeout=VERIFY_TIMEOUT + 30)
         if reply is None:
@@ -362,9 +362,9 @@ class _Progress:
 
 def _status_offline(ctx: Any) -> dict[str, Any]:
     """Status from ``state.db`` when no daemon runs (read-only view, no network)."""
-    from traceagent.engine import Engine
     from traceagent.sinks.keys import DestinationError, parse_destination
     from traceagent.sinks.local import LocalFolderSink
+    from traceagent.sync.engine import Engine
 
     def current_sink() -> Any:  # the engine asks for a sink only if it has none; it has one below
         return engine._sink
@@ -447,8 +447,8 @@ def cmd_agents(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from traceagent.agents import AGENTS, home_dir
-    from traceagent.catchup import all_roots
-    from traceagent.watcher import scan_root
+    from traceagent.sync.roots import scan_root
+    from traceagent.sync.scan import all_roots
 
     ctx = load_ctx()
     home = home_dir(ctx.environ)
@@ -498,7 +498,7 @@ def cmd_pause(args: argparse.Namespace) -> int:
     ctx = load_ctx()
     until = time.time() + parse_duration(args.duration) if args.duration else None
     if ask_daemon(ctx, "pause", until=until) is None:
-        from traceagent.state import StateDB
+        from traceagent.sync.state import StateDB
 
         db = StateDB(ctx.paths.state_db)
         db.put("paused_until", repr(float("inf") if until is None else until))
@@ -515,7 +515,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     """``traceagent resume``."""
     ctx = load_ctx()
     if ask_daemon(ctx, "resume") is None:
-        from traceagent.state import StateDB
+        from traceagent.sync.state import StateDB
 
         db = StateDB(ctx.paths.state_db)
         db.put("paused_until", None)

@@ -54,7 +54,7 @@ def cmd_logout(args: argparse.Namespace) -> int:
     if still is not None:
         print(f"Note: a token is still found in {still.source}; traceagent keeps using it.")
     if ask_daemon(ctx, "signed_out") is None:
-        from traceagent.state import StateDB
+        from traceagent.sync.state import StateDB
 
         db = StateDB(ctx.paths.state_db)
         db.put("signed_out", "1")  # an explicit sign-out: the local folder is fine from now on

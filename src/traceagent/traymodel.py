@@ -36,7 +36,7 @@ ERROR_MAX = 60
 
 
 class TrayEngine(Protocol):
-    """The part of ``traceagent.engine.Engine`` the tray uses."""
+    """The part of ``traceagent.sync.engine.Engine`` the tray uses."""
 
     config_path: Path
     log_path: Path

@@ -16,7 +16,7 @@ from traceagent.agents import AGENTS, BY_NAME, home_dir
 from traceagent.agents.base import Root
 from traceagent.config import Settings
 from traceagent.sinks.keys import InvalidKeyError, make_key
-from traceagent.watcher import OnLink, match_root, owner_of, scan_root
+from traceagent.sync.roots import OnLink, match_root, owner_of, scan_root
 
 __all__ = ["Known", "all_roots", "changed_files", "enabled_roots", "pending_items", "utf8_name", "vanished"]
 

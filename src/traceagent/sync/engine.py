@@ -23,18 +23,19 @@ from typing import Any
 
 from traceagent.agents import AGENTS, home_dir
 from traceagent.agents.base import Root, SessionMeta
-from traceagent.catchup import all_roots, changed_files, enabled_roots, pending_items, utf8_name, vanished
 from traceagent.config import Settings
-from traceagent.debounce import Debouncer
 from traceagent.memory import release_memory
 from traceagent.paths import AppPaths
 from traceagent.sinks.base import ErrorKind, Sink, SinkError
 from traceagent.sinks.keys import DestinationError, parse_destination
-from traceagent.snapshot import Transform
-from traceagent.state import FileRow, StateDB
 from traceagent.status import AgentInfo, Status, SyncState, TraceInfo
-from traceagent.uploader import NEVER, PassResult, SpoolError, Uploader
-from traceagent.watcher import Watcher, match_root
+from traceagent.sync.debounce import Debouncer
+from traceagent.sync.roots import match_root
+from traceagent.sync.scan import all_roots, changed_files, enabled_roots, pending_items, utf8_name, vanished
+from traceagent.sync.snapshot import Transform
+from traceagent.sync.state import FileRow, StateDB
+from traceagent.sync.uploader import NEVER, PassResult, SpoolError, Uploader
+from traceagent.sync.watcher import Watcher
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ class Engine:
         self._transform_factory = transform_factory
         self._clock = clock
         self.roots = enabled_roots(settings, self.environ)
-        self._owners = all_roots(settings, self.environ)  # who owns a file (watcher.owner_of)
+        self._owners = all_roots(settings, self.environ)  # who owns a file (roots.owner_of)
         if not read_only:  # a read-only view (`status`) creates and changes nothing
             paths.ensure()
         self.db = StateDB(paths.state_db, read_only=read_only)

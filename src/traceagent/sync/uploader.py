@@ -25,7 +25,7 @@ from traceagent.agents import BY_NAME
 from traceagent.agents.base import Agent, SessionMeta
 from traceagent.sinks.base import ErrorKind, Sink, SinkError, UploadItem
 from traceagent.sinks.keys import InvalidKeyError, make_key
-from traceagent.snapshot import (
+from traceagent.sync.snapshot import (
     Resume,
     SnapshotError,
     Transform,
@@ -34,7 +34,7 @@ from traceagent.snapshot import (
     take_snapshot,
     transform_tag,
 )
-from traceagent.state import FileRow, Record, StateDB
+from traceagent.sync.state import FileRow, Record, StateDB
 
 log = logging.getLogger(__name__)
 
