@@ -511,7 +511,7 @@ class Daemon:
 
     def status(self, timeout: float = 5.0) -> dict[str, Any] | None:
         """The daemon's status, or None when it does not answer (yet)."""
-        from traceagent import control
+        from traceagent.app import control
 
         try:
             return control.request(self.paths, "status", timeout=timeout)["status"]  # type: ignore[no-any-return]

@@ -48,7 +48,8 @@ def measure(base: Path, args: argparse.Namespace, *, append: bool) -> dict[str, 
     env = c.isolated_env(base)
     os.environ.update(env)
     c.write_config(env, redact=args.redact == "on")
-    from traceagent.app import build_engine, load_context
+    from traceagent.app.desktop import build_engine
+    from traceagent.app.wiring import load_context
     from traceagent.sinks.local import LocalFolderSink
 
     LocalFolderSink.can_append = append

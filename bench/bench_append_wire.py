@@ -51,7 +51,8 @@ def main() -> int:
             env["TRACEAGENT_DESTINATION"] = "hf://buckets/alice/agent-sessions"
             os.environ.update(env)
             c.write_config(env, redact=args.redact == "on")
-            from traceagent.app import build_engine, load_context
+            from traceagent.app.desktop import build_engine
+            from traceagent.app.wiring import load_context
 
             folder = Path(env["HOME"]) / ".claude/projects/-home-me-work-big"
             folder.mkdir(parents=True)

@@ -27,7 +27,8 @@ from test_agents_files import DROID, copilot_events, gemini_log, make_cursor_sto
 from test_agents_sqlite import GOOSE_SCHEMA, HERMES_SCHEMA, OC_TURNS
 from traceagent.agents import BY_NAME
 from traceagent.agents.sts import validate
-from traceagent.app import build_engine, load_context
+from traceagent.app.desktop import build_engine
+from traceagent.app.wiring import load_context
 from traceagent.status import SyncState
 from traceagent.sync.engine import Engine
 

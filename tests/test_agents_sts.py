@@ -407,7 +407,8 @@ def test_aider_is_opt_in_through_configured_repositories(tmp_path: Path) -> None
 
 def test_only_installed_agents_are_detected(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     from conftest import write_config
-    from traceagent.app import build_engine, load_context
+    from traceagent.app.desktop import build_engine
+    from traceagent.app.wiring import load_context
 
     isolate_agents(env, monkeypatch)
     home = Path(env["HOME"])

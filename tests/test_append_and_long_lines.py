@@ -19,7 +19,8 @@ import pytest
 
 from conftest import bucket_dir, write_config
 from secretgen import Gen, family_secrets
-from traceagent.app import build_engine, load_context
+from traceagent.app.desktop import build_engine
+from traceagent.app.wiring import load_context
 from traceagent.redact import Redactor
 from traceagent.sync.engine import Engine
 from traceagent.sync.snapshot import CHUNK, take_snapshot

@@ -125,7 +125,7 @@ def test_frozen_app_runs_itself(home: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_py2app_bundle_runs_its_launcher(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    contents = home / "Applications/traceagent.app/Contents"
+    contents = home / "Applications/traceagent.app.wiring/Contents"
     launcher = make_exe(contents / "MacOS/traceagent")
     monkeypatch.setattr(sys, "frozen", "macosx_app", raising=False)
     monkeypatch.setattr(sys, "executable", str(contents / "MacOS/python"))

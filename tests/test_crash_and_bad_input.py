@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from conftest import CORPUS, bucket_dir, remote_files, run_cli, start_daemon, wait_for, write_config
-from traceagent.app import build_engine, load_context
+from traceagent.app.desktop import build_engine
+from traceagent.app.wiring import load_context
 
 
 def _backfill_tree(home: Path, n: int, seed: int = 7) -> dict[Path, str]:

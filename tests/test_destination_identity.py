@@ -22,7 +22,8 @@ import pytest
 from conftest import lay_out_corpus, remote_files, run_cli, status_json, stop_daemon, wait_for, write_config
 from hfsupport import TOKEN, USER, FakeHub, fake_hub
 from secretgen import Gen, family_secrets
-from traceagent.app import build_engine, load_context
+from traceagent.app.desktop import build_engine
+from traceagent.app.wiring import load_context
 from traceagent.hub.sink import HfSink
 from traceagent.status import SyncState
 from traceagent.sync.engine import Engine

@@ -14,7 +14,8 @@ import pytest
 
 from conftest import bucket_dir, remote_files, run_cli, wait_for, write_config
 from secretgen import Gen, family_secrets
-from traceagent.app import build_engine, load_context
+from traceagent.app.desktop import build_engine
+from traceagent.app.wiring import load_context
 from traceagent.status import SyncState
 from traceagent.sync.engine import Engine
 

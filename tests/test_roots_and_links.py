@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from conftest import bucket_dir, remote_files, wait_for, write_config
-from traceagent.app import build_engine, load_context
+from traceagent.app.desktop import build_engine
+from traceagent.app.wiring import load_context
 from traceagent.status import SyncState
 from traceagent.sync.engine import Engine
 

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from conftest import lay_out_corpus, run_cli
-from traceagent import autostart, control, traymodel
+from traceagent import autostart, traymodel
+from traceagent.app import control
 from traceagent.paths import app_paths
 from traceagent.status import Status, TraceInfo
 from traysupport import Desktop, missing_requirements, text_rows, wait_for
@@ -80,7 +81,9 @@ def test_real_daemon_in_a_real_tray(env: dict[str, str], tmp_path: Path) -> None
             60,
             what="the corpus to sync",
         )
-        assert "tray: pystray backend gtk" in Path(env["TRACEAGENT_HOME"], "logs/traceagent.log").read_text()
+        daemon_log = Path(env["TRACEAGENT_HOME"], "logs/traceagent.log")
+        # The tray starts beside the engine: its first line may come just after the sync.
+        wait_for(lambda: "tray: pystray backend gtk" in daemon_log.read_text(), 20, what="the gtk tray")
         icon = wait_for(lambda: desktop.windows_of_class("traceagent"), 20, what="the tray icon")[0]
         x, y, w, h = icon
         desktop.grab((x - 40, 0, x + w + 4, y + h + 4)).save(shots / "01-icon.png")

@@ -250,7 +250,8 @@ def test_sign_in_from_the_tray_checks_the_token_in_the_worker(
 ) -> None:
     """``DesktopEngine.sign_in`` (the tray's dialog) as the daemon builds it: the check runs
     in the upload worker, a bad token is refused there, and uploads then use the worker."""
-    from traceagent.app import build_engine, load_context
+    from traceagent.app.desktop import build_engine
+    from traceagent.app.wiring import load_context
 
     lay_out_corpus(Path(env["HOME"]))
     env = {**env, "HF_ENDPOINT": fake_hub.endpoint}

@@ -11,7 +11,10 @@ import sys
 import time
 import webbrowser
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from traceagent.app.daemon import FrontEnd
 
 from traceagent import __version__
 from traceagent.errors import UserError
@@ -147,14 +150,14 @@ def _access_line(e: PermissionError, default: Any = None) -> str:
 
 def load_ctx() -> Any:
     """Settings, paths and environment for this invocation."""
-    from traceagent.app import load_context
+    from traceagent.app.wiring import load_context
 
     return load_context()
 
 
 def ask_daemon(ctx: Any, cmd: str, **kw: Any) -> dict[str, Any] | None:
     """Ask the running daemon; None when it is not running."""
-    from traceagent import control
+    from traceagent.app import control
 
     pid = control.running_pid(ctx.paths)
     if pid is None:
@@ -182,9 +185,16 @@ def ask_daemon(ctx: Any, cmd: str, **kw: Any) -> dict[str, Any] | None:
     return reply
 
 
+def _tray_front_end() -> FrontEnd:
+    """The tray, imported only when a desktop daemon shows it (pystray is heavy)."""
+    from traceagent import tray
+
+    return tray
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """``traceagent run [--headless] [--if-not-running]``."""
-    from traceagent.app import run_daemon
+    from traceagent.app.daemon import run_daemon
     from traceagent.errors import AlreadyRunningError
     from traceagent.logsetup import setup_logging
 
@@ -192,7 +202,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     ctx.paths.ensure()
     setup_logging(ctx.paths.log_file, ctx.settings.log_level, stderr=sys.stderr.isatty() or args.headless)
     try:
-        return run_daemon(ctx, headless=bool(getattr(args, "headless", False)))
+        return run_daemon(ctx, headless=bool(getattr(args, "headless", False)), front_end=_tray_front_end)
     except AlreadyRunningError as e:
         if getattr(args, "if_not_running", False):
             log.info("%s Nothing to do.", e.message)
@@ -202,8 +212,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """``traceagent sync [--dry-run] [--verify]``: one pass in the foreground (or via the daemon)."""
-    from traceagent.app import build_engine
-    from traceagent.control import DaemonLock
+    from traceagent.app.control import DaemonLock
+    from traceagent.app.desktop import build_engine
     from traceagent.errors import AlreadyRunningError
     from traceagent.logsetup import setup_logging
 
@@ -379,7 +389,7 @@ def _status_offline(ctx: Any) -> dict[str, Any]:
         except DestinationError:  # a value an older version stored: shown as it is, with no links
             parsed = None
         if parsed is not None and parsed.is_hub:
-            from traceagent.app import hf_endpoint
+            from traceagent.app.wiring import hf_endpoint
             from traceagent.hub.sink import HfSink
 
             sink = HfSink(

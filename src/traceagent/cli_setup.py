@@ -18,7 +18,7 @@ def cmd_login(args: argparse.Namespace) -> int:
     """``traceagent login [--token-stdin]``."""
     import getpass
 
-    from traceagent.app import hf_endpoint
+    from traceagent.app.wiring import hf_endpoint
     from traceagent.hub import auth, whoami
 
     ctx = load_ctx()
@@ -65,7 +65,7 @@ def cmd_logout(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     """``traceagent doctor``: every check on one line."""
     from traceagent import doctor
-    from traceagent.app import DEFAULT_BUCKET, hf_endpoint
+    from traceagent.app.wiring import DEFAULT_BUCKET, hf_endpoint
     from traceagent.hub import auth, whoami
 
     ctx = load_ctx()

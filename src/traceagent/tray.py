@@ -228,9 +228,15 @@ class TrayApp:
                 break
             self._wake.clear()
             last = time.monotonic()
+            if self.quit_requested.is_set():
+                break  # the engine is stopping: its state is closing, and the icon goes next
             try:
                 self.refresh()
             except Exception:
+                if self.quit_requested.is_set():
+                    # Quit closed the engine's state under a refresh already under way.
+                    log.debug("tray: status read during Quit", exc_info=True)
+                    break
                 log.exception("tray: reading the engine's status failed")
 
     def refresh(self) -> None:
