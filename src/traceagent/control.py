@@ -36,7 +36,10 @@ class DaemonLock:
         self._fh: IO[str] | None = None
 
     def acquire(self) -> None:
-        """Take the lock or raise :class:`AlreadyRunningError` with the holder's pid."""
+        """Take the lock or raise :class:`AlreadyRunningError` with the holder's pid.
+
+        Raises ``OSError`` naming the lock file when it cannot record the pid (a full disk).
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fh = open(self.path, "a+", encoding="ascii")  # noqa: SIM115 - held for the process lifetime
         try:
@@ -46,10 +49,16 @@ class DaemonLock:
             text = fh.read().strip()
             fh.close()
             raise AlreadyRunningError(int(text) if text.isdigit() else None) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
+        try:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(str(os.getpid()))
+            fh.flush()
+        except OSError as e:
+            # A full state disk: no lock without the pid that tells others who holds it.
+            with contextlib.suppress(OSError):
+                fh.close()
+            raise OSError(e.errno, e.strerror, str(self.path)) from e
         self._fh = fh
 
     def release(self) -> None:
