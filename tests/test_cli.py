@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from conftest import (
     lay_out_corpus,
@@ -90,6 +95,60 @@ def test_one_daemon_per_config_and_control_channel(env: dict[str, str]) -> None:
         _, err = p.communicate(timeout=30)
     assert p.returncode == 0, err
     assert "Traceback" not in err
+
+
+#: A `status` (or `sync`, `open-last`) asking in a loop whether a daemon runs.
+_PROBE = """
+from traceagent import control
+from traceagent.paths import app_paths
+paths = app_paths()
+control.running_pid(paths)
+print("probing", flush=True)
+while True:
+    control.running_pid(paths)
+"""
+
+
+def test_status_probes_never_make_a_starting_daemon_think_another_runs(env: dict[str, str]) -> None:
+    from traceagent.app.control import DaemonLock, running_pid
+    from traceagent.errors import AlreadyRunningError
+    from traceagent.paths import app_paths
+
+    paths = app_paths()
+    paths.ensure()
+    probers = [
+        subprocess.Popen([sys.executable, "-c", _PROBE], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    try:
+        for p in probers:
+            assert p.stdout is not None and p.stdout.readline() == "probing\n"
+        refused = 0
+        for _ in range(1000):  # a daemon starting while someone asks `traceagent status`
+            lock = DaemonLock(paths.lock_file)
+            try:
+                lock.acquire()
+            except AlreadyRunningError:
+                refused += 1
+                continue
+            lock.release()
+        assert refused == 0
+    finally:
+        for p in probers:
+            p.kill()
+            p.wait()
+    # A daemon holding the lock is still seen at once, by probes and by a second daemon.
+    holder = DaemonLock(paths.lock_file)
+    holder.acquire()
+    try:
+        assert running_pid(paths) == os.getpid()
+        started = time.monotonic()
+        with pytest.raises(AlreadyRunningError) as refused_by:
+            DaemonLock(paths.lock_file).acquire()
+        assert refused_by.value.pid == os.getpid() and time.monotonic() - started < 1.0
+    finally:
+        holder.release()
+    assert running_pid(paths) is None
 
 
 def test_redact_preview_masks_what_it_finds(env: dict[str, str], tmp_path: Path) -> None:

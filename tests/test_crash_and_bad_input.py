@@ -81,10 +81,13 @@ def test_sigkill_during_backfill_then_restart_ends_identical(env: dict[str, str]
             st = json.loads(r.stdout)
             return bool(st["running"]) and st["pid"] == proc.pid and st["state"] == "up_to_date"
 
-        assert wait_for(in_step, 120, 0.5)
+        # A daemon that exits (say, refused its lock) fails at once, with its stderr below.
+        settled = wait_for(lambda: proc.poll() is not None or in_step(), 120, 0.5)
+        exited = proc.poll() is not None
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=60)
+    assert settled and not exited, f"the daemon {'exited' if exited else 'never got in step'}: {err}"
     assert proc.returncode == 0, err
     got = remote_files(dest)
     assert got == {key: path.read_bytes() for path, key in expected.items()}

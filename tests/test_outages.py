@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from conftest import status_json, stop_daemon, wait_for, write_config
+from conftest import run_cli, status_json, stop_daemon, wait_for, write_config
 
 FAST = "debounce_seconds = 0.3\nmax_delay_seconds = 1\nredact = false\n"
 
@@ -166,6 +166,51 @@ def test_a_full_state_disk_loses_nothing_and_says_so(
     assert "Traceback" not in log and "Not uploaded" not in log, log
     failed = [ln for ln in log.splitlines() if "ERROR" in ln and named[0] in ln]
     assert len(failed) == 1, log  # named once, not at every retry
+
+
+@pytest.mark.parametrize(
+    ("full", "spare", "named"),
+    [
+        ("state", 0, "daemon.lock"),  # not even the lock can record its pid
+        ("state", 4096, "state.db"),  # the lock can, the ledger cannot
+        ("state/spool", 0, "spool"),  # the ledger can, the snapshots cannot
+    ],
+    ids=["lock", "state-db", "spool"],
+)
+def test_a_foreground_sync_on_a_full_state_disk_says_so_in_one_line_and_loses_nothing(
+    env: dict[str, str], tmp_path: Path, full: str, spare: int, named: str
+) -> None:
+    home = Path(env["HOME"])
+    dest = tmp_path / "dest"
+    write_config(env, f'destination = "{dest}"\n{FAST}')
+    files = _sessions(home, "-home-me-fg", 3)
+    state_dir = Path(env["TRACEAGENT_HOME"]) / full
+    with _tmpfs(state_dir, "8M"):
+        r = run_cli(env, "sync")
+        assert r.returncode == 0 and _arrived(dest, home, files), r.stderr
+        filler = state_dir / "filler"
+        _fill(filler)
+        os.truncate(filler, max(0, filler.stat().st_size - spare))
+        for i, f in enumerate(files):
+            with f.open("ab") as out:
+                out.write(_line(i, "written while the state disk is full"))
+        files += _sessions(home, "-home-me-fg-new", 1)
+        for args in (["sync"], ["sync", "--verify"]):
+            r = run_cli(env, *args)
+            assert r.returncode != 0, (args, r.stdout, r.stderr)
+            lines = r.stderr.splitlines()
+            assert len(lines) == 1 and "Traceback" not in r.stderr, (args, r.stderr)
+            assert named in lines[0] and "full" in lines[0] and "traceagent sync" in lines[0], lines
+        # A preview writes nothing, so it still works and lists every change.
+        r = run_cli(env, "sync", "--dry-run")
+        assert r.returncode == 0, r.stderr
+        assert "4 file(s) would be uploaded." in r.stdout, r.stdout
+        assert not _arrived(dest, home, files)
+        filler.unlink()
+        r = run_cli(env, "sync")
+        assert r.returncode == 0, r.stderr
+        assert _arrived(dest, home, files), r.stdout
+    assert "Traceback" not in _log(env)
 
 
 # -- case 7: a destination that refuses writes --------------------------------------------------

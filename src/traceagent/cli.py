@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -216,6 +217,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from traceagent.app.desktop import build_engine
     from traceagent.errors import AlreadyRunningError
     from traceagent.logsetup import setup_logging
+    from traceagent.sync.engine import STATE_ERRORS
 
     ctx = load_ctx()
     ctx.paths.ensure()
@@ -230,11 +232,15 @@ def cmd_sync(args: argparse.Namespace) -> int:
         lock.acquire()
     except AlreadyRunningError:
         return _sync_via_daemon(ctx, verify=verify)
+    except PermissionError:
+        raise  # main() names the path and the command that fixes it
+    except OSError as e:
+        raise _state_error(e, ctx) from None
+    engine = None
     try:
         engine, _ = build_engine(ctx)
         checked = engine.verify() if verify else None
         if checked is not None and checked.error:
-            engine.stop()
             raise UserError(f"Could not verify the destination: {checked.error}")
         bar = _Progress() if sys.stdout.isatty() else None
         result = engine.run_pass(progress=bar.update if bar else None)
@@ -244,8 +250,14 @@ def cmd_sync(args: argparse.Namespace) -> int:
         if checked is not None:
             landed = {p for p, _, _ in checked.resent if _landed(engine.db.row(p))}
             _print_verify(checked, dest, landed)
-        engine.stop()
+    except STATE_ERRORS as e:
+        # The state disk is full (or read-only): what was seen stays queued or is found again
+        # by the next pass's scan, so one line and a non-zero exit lose nothing.
+        raise _state_error(e, ctx) from None
     finally:
+        if engine is not None:
+            with contextlib.suppress(*STATE_ERRORS):
+                engine.stop()
         lock.release()
     print(f"Uploaded {result.uploaded} file(s), {result.unchanged} unchanged, to {dest}.")
     if result.error:
@@ -257,6 +269,15 @@ def cmd_sync(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _state_error(e: Exception, ctx: Any) -> UserError:
+    """The engine's one line for a state folder that cannot be written, logged too."""
+    from traceagent.sync.engine import state_error_message
+
+    message = state_error_message(e, ctx.paths, foreground=True)
+    log.error("%s", message)
+    return UserError(message)
 
 
 def _dry_run(ctx: Any) -> int:

@@ -12,9 +12,11 @@ import contextlib
 import hashlib
 import logging
 import os
+import random
 import secrets
 import sys
 import threading
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
@@ -36,20 +38,27 @@ class DaemonLock:
         self._fh: IO[str] | None = None
 
     def acquire(self) -> None:
-        """Take the lock or raise :class:`AlreadyRunningError` with the holder's pid."""
+        """Take the lock or raise :class:`AlreadyRunningError` with the holder's pid.
+
+        Raises ``OSError`` naming the lock file when it cannot record the pid (a full disk).
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fh = open(self.path, "a+", encoding="ascii")  # noqa: SIM115 - held for the process lifetime
-        try:
-            _lock_file(fh)
-        except OSError:
+        if not _take(fh):
             fh.seek(0)
             text = fh.read().strip()
             fh.close()
-            raise AlreadyRunningError(int(text) if text.isdigit() else None) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
+            raise AlreadyRunningError(int(text) if text.isdigit() else None)
+        try:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(str(os.getpid()))
+            fh.flush()
+        except OSError as e:
+            # A full state disk: no lock without the pid that tells others who holds it.
+            with contextlib.suppress(OSError):
+                fh.close()
+            raise OSError(e.errno, e.strerror, str(self.path)) from e
         self._fh = fh
 
     def release(self) -> None:
@@ -62,7 +71,37 @@ class DaemonLock:
             self._fh = None
 
 
-def _lock_file(fh: IO[str]) -> None:
+#: How long a starting daemon waits for ``running_pid`` probes to let go of the lock (seconds).
+PROBE_WAIT = 5.0
+
+
+def _take(fh: IO[str]) -> bool:
+    """Take the exclusive lock; False when a daemon holds it.
+
+    A probe (:func:`running_pid`: ``status``, ``sync``...) holds a *shared* lock for a moment.
+    It must not make a daemon that starts at that moment think another one runs: when the
+    exclusive lock is refused but a shared one is granted, only probes hold it (a daemon's
+    exclusive lock would refuse both), so try again shortly.
+    """
+    deadline = time.monotonic() + PROBE_WAIT
+    while True:
+        try:
+            _lock_file(fh)
+            return True
+        except OSError:
+            pass
+        if sys.platform == "win32" or time.monotonic() > deadline:
+            return False  # (Windows has no shared lock: a probe there takes the exclusive one)
+        try:
+            _lock_file(fh, shared=True)
+        except OSError:
+            return False  # a daemon holds it
+        _unlock_file(fh)
+        time.sleep(random.uniform(0.005, 0.02))  # two daemons starting together: one wins
+
+
+def _lock_file(fh: IO[str], *, shared: bool = False) -> None:
+    """Lock ``fh`` without waiting (``shared``: POSIX only); raises ``OSError`` when held."""
     if sys.platform == "win32":
         import msvcrt
 
@@ -71,7 +110,13 @@ def _lock_file(fh: IO[str]) -> None:
     else:
         import fcntl
 
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fh.fileno(), (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+
+
+def _unlock_file(fh: IO[str]) -> None:
+    import fcntl  # POSIX only (see _take)
+
+    fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def running_pid(paths: AppPaths) -> int | None:
@@ -85,7 +130,7 @@ def running_pid(paths: AppPaths) -> int | None:
         return None  # no daemon ever ran with these folders
     with fh:
         try:
-            _lock_file(fh)
+            _lock_file(fh, shared=True)  # shared: a daemon starting meanwhile still gets it
         except OSError:
             text = fh.read().strip()
             return int(text) if text.isdigit() else -1

@@ -95,6 +95,41 @@ class VerifyResult:
         )
 
 
+def state_error_message(e: Exception, paths: AppPaths, *, foreground: bool = False) -> str:
+    """One line for a failed write to the state folder: the path, and what to do.
+
+    ``e`` is one of :data:`STATE_ERRORS` (or an ``OSError`` naming a file of the state folder,
+    such as ``daemon.lock``). ``foreground``: said by a one-shot command (``traceagent sync``),
+    which does not retry by itself; the daemon does.
+    """
+    if isinstance(e, SpoolError):
+        where: Path | str = paths.spool_dir
+        reason, full = e.strerror or str(e), e.errno in (errno.ENOSPC, errno.EDQUOT)
+    elif isinstance(e, OSError):
+        where = e.filename or paths.state_dir
+        reason, full = e.strerror or str(e), e.errno in (errno.ENOSPC, errno.EDQUOT)
+    else:
+        where, reason = paths.state_db, str(e)
+        name = str(getattr(e, "sqlite_errorname", ""))
+        # A full disk also shows as an I/O error (the WAL index cannot grow): ask the disk.
+        full = name == "SQLITE_FULL" or (name.startswith("SQLITE_IOERR") and _no_space(paths.state_dir))
+    if foreground:
+        kept = "changes are kept; run `traceagent sync` again then"
+    else:
+        kept = "changes are kept and sync resumes by itself"
+    if full:  # what matters first, for the tray's short line
+        return f"The disk is full: cannot write {where}; free some space on it ({kept})"
+    return f"Cannot write {where}: {reason}; check that it is writable ({kept})"
+
+
+def _no_space(folder: Path) -> bool:
+    """Whether the file system of ``folder`` has no block left for this user."""
+    try:
+        return os.statvfs(folder).f_bavail == 0
+    except (OSError, AttributeError):  # statvfs is POSIX only
+        return False
+
+
 def _same_destination(a: str, b: str) -> bool:
     """Two spellings of one destination (``hf://buckets/a/b/`` and ``hf://buckets/a/b``)."""
     try:
@@ -441,17 +476,7 @@ class Engine:
 
     def _state_failed(self, e: Exception) -> None:
         """A write to the state folder failed: say so (once), and catch up once it works."""
-        if isinstance(e, SpoolError):
-            where, reason = self.paths.spool_dir, e.strerror or str(e)
-            full = e.errno in (errno.ENOSPC, errno.EDQUOT)
-        else:
-            where, reason = self.db.path, str(e)
-            full = getattr(e, "sqlite_errorname", None) == "SQLITE_FULL"
-        kept = "changes are kept and sync resumes by itself"
-        if full:  # what matters first, for the tray's short line
-            message = f"The disk is full: cannot write {where}; free some space on it ({kept})"
-        else:
-            message = f"Cannot write {where}: {reason}; check that it is writable ({kept})"
+        message = state_error_message(e, self.paths)
         with self._cond:
             first = self._state_error != message
             self._state_error = message
