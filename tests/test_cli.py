@@ -99,7 +99,7 @@ def test_one_daemon_per_config_and_control_channel(env: dict[str, str]) -> None:
 
 #: A `status` (or `sync`, `open-last`) asking in a loop whether a daemon runs.
 _PROBE = """
-from traceagent import control
+from traceagent.app import control
 from traceagent.paths import app_paths
 paths = app_paths()
 control.running_pid(paths)
