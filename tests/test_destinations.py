@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import run_cli, write_config
-from traceagent import traymodel
 from traceagent.config import load_settings
 from traceagent.errors import ConfigError
 from traceagent.hub.api import key_problem as hub_key_problem
@@ -26,6 +25,7 @@ from traceagent.sinks.keys import (
     make_key,
     parse_destination,
 )
+from traceagent.tray import model as traymodel
 
 #: Each was taken as a folder under the daemon's working directory (or passed the config check
 #: and ended `status` in a traceback).

@@ -170,6 +170,6 @@ def test_importing_icons_does_not_import_pillow_or_pystray() -> None:
     import subprocess
     import sys
 
-    code = "import sys, traceagent.icons, traceagent.traymodel; print('pystray' in sys.modules, 'PIL' in sys.modules)"
+    code = "import sys, traceagent.icons, traceagent.tray.model; print('pystray' in sys.modules, 'PIL' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]

@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 
 from conftest import lay_out_corpus, run_cli
-from traceagent import autostart, traymodel
+from traceagent import autostart
 from traceagent.app import control
 from traceagent.paths import app_paths
 from traceagent.status import Status, TraceInfo
+from traceagent.tray import model as traymodel
 from traysupport import Desktop, missing_requirements, text_rows, wait_for
 
 pytestmark = pytest.mark.slow

@@ -1,6 +1,6 @@
 """End to end: the real tray (pystray's gtk backend) in a real tray host, driven by clicks.
 
-``tests/tray_e2e_app.py`` runs ``traceagent.tray.run_tray`` over a fake engine that records
+``tests/tray_e2e_app.py`` runs ``traceagent.tray.icon.run_tray`` over a fake engine that records
 its calls; :mod:`traysupport` gives it Xvfb, a private session bus, ``trayer`` and ``dunst``.
 The test finds the icon on screen, right-clicks it, clicks menu rows found in the
 screenshot (no pixel offsets are hard-coded: rows are bands of text, matched to the menu
@@ -24,8 +24,9 @@ from typing import Any
 
 import pytest
 
-from traceagent import icons, traymodel
+from traceagent import icons
 from traceagent.icons import IconState
+from traceagent.tray import model as traymodel
 from traysupport import Desktop, missing_requirements, text_rows, wait_for
 
 pytestmark = pytest.mark.slow

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from traceagent import traymodel
 from traceagent.icons import IconState
 from traceagent.status import AgentInfo, Status, SyncState, TraceInfo
-from traceagent.traymodel import Action, ActionKind, MenuEntry, TrayInputs
+from traceagent.tray import model as traymodel
+from traceagent.tray.model import Action, ActionKind, MenuEntry, TrayInputs
 from tray_e2e_app import FakeEngine, make_trace
 
 # 2026-05-12 10:00:00 UTC, a Tuesday

@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 
-from traceagent import tray, traybackend, traymodel
 from traceagent.status import SyncState
-from traceagent.traymodel import Action, ActionKind
+from traceagent.tray import backend as traybackend
+from traceagent.tray import icon as tray
+from traceagent.tray import model as traymodel
+from traceagent.tray.model import Action, ActionKind
 from tray_e2e_app import FakeEngine
 from traysupport import wait_for
 
@@ -75,9 +77,9 @@ def test_run_tray_headless_returns_false(
     for name in ("DISPLAY", "WAYLAND_DISPLAY", "PYSTRAY_BACKEND"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr("sys.platform", "linux")
-    with caplog.at_level("WARNING", logger="traceagent.tray"):
+    with caplog.at_level("WARNING", logger="traceagent.tray.icon"):
         assert tray.run_tray(FakeEngine()) is False
-    assert [r.getMessage() for r in caplog.records if r.name == "traceagent.tray"] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "traceagent.tray.icon"] == [
         "no tray icon: no display (neither DISPLAY nor WAYLAND_DISPLAY is set); traceagent keeps syncing without one"
     ]
     assert tray.request_quit() is False
@@ -88,7 +90,7 @@ def test_run_tray_without_a_tray_host(
 ) -> None:
     monkeypatch.setattr(tray, "choose_backend", lambda: ("appindicator", "detected"))
     monkeypatch.setattr(traybackend, "tray_host_present", lambda backend: False)
-    with caplog.at_level("WARNING", logger="traceagent.tray"):
+    with caplog.at_level("WARNING", logger="traceagent.tray.icon"):
         assert tray.run_tray(FakeEngine(), host_wait=0) is False
     assert "AppIndicator extension" in caplog.text
 
@@ -320,7 +322,7 @@ def test_sign_in_cancelled_or_impossible(
 def test_signin_dialog_without_a_display_exits_2() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     res = subprocess.run(
-        [sys.executable, "-m", "traceagent.signin_dialog"],
+        [sys.executable, "-m", "traceagent.tray.signin_dialog"],
         check=False,
         env=env,
         capture_output=True,

@@ -194,7 +194,7 @@ def main() -> int:
         level=logging.DEBUG if os.environ.get("TRACEAGENT_E2E_DEBUG") else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from traceagent import tray
+    from traceagent.tray import icon as tray
 
     calls = os.environ.get("TRACEAGENT_E2E_CALLS")
     engine = FakeEngine(Path(calls) if calls else None)

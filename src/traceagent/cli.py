@@ -188,7 +188,7 @@ def ask_daemon(ctx: Any, cmd: str, **kw: Any) -> dict[str, Any] | None:
 
 def _tray_front_end() -> FrontEnd:
     """The tray, imported only when a desktop daemon shows it (pystray is heavy)."""
-    from traceagent import tray
+    from traceagent.tray import icon as tray
 
     return tray
 

@@ -4,7 +4,7 @@
 
 * the *refresh* thread reads the engine (woken by its listener, at most
   :data:`MIN_UPDATE_INTERVAL` apart, and once a minute for the "how long ago" labels),
-  builds a :class:`~traceagent.traymodel.TrayModel` and, only when it differs from the
+  builds a :class:`~traceagent.tray.model.TrayModel` and, only when it differs from the
   last one, posts it to the UI;
 * the *action* thread runs menu commands on the engine in click order, so a slow engine
   call never freezes the menu;
@@ -33,10 +33,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from traceagent import icons, traymodel
+from traceagent import icons
 from traceagent.icons import IconState
-from traceagent.traybackend import choose_backend, wait_for_tray_host
-from traceagent.traymodel import Action, ActionKind, MenuEntry, TrayEngine, TrayModel
+from traceagent.tray import model as traymodel
+from traceagent.tray.backend import choose_backend, wait_for_tray_host
+from traceagent.tray.model import Action, ActionKind, MenuEntry, TrayEngine, TrayModel
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -371,7 +372,7 @@ class TrayApp:
 
     def _ask_token(self, error: str | None) -> tuple[str | None, int]:
         """Run the dialog subprocess: (token or None, exit code)."""
-        cmd = [sys.executable, "-m", "traceagent.signin_dialog"]
+        cmd = [sys.executable, "-m", "traceagent.tray.signin_dialog"]
         if error:
             cmd += ["--error", error]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)

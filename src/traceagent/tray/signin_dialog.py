@@ -1,6 +1,6 @@
 """A small window that asks for a Hugging Face token, for use from the tray (no terminal).
 
-Run as ``python -m traceagent.signin_dialog [--error MESSAGE]``: it shows a password-style
+Run as ``python -m traceagent.tray.signin_dialog [--error MESSAGE]``: it shows a password-style
 entry; on "Sign in" it writes the token to stdout and exits 0; on Cancel or close it
 writes nothing and exits 1; with no usable display or no tkinter it exits 2. The tray
 runs it in a subprocess, so Tk never shares a thread (or a process) with the tray's GTK
@@ -97,7 +97,7 @@ def ask_token(error: str | None = None) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m traceagent.signin_dialog``."""
+    """Entry point of ``python -m traceagent.tray.signin_dialog``."""
     parser = argparse.ArgumentParser(description="Ask for a Hugging Face token (prints it on stdout).")
     parser.add_argument("--error", help="a message to show above the buttons (previous attempt failed)")
     args = parser.parse_args(argv)

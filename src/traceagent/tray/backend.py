@@ -1,6 +1,6 @@
 """Which pystray backend can show traceagent's tray here, and whether a tray host is up.
 
-Kept apart from :mod:`traceagent.tray` so it can decide without importing pystray (which
+Kept apart from :mod:`traceagent.tray.icon` so it can decide without importing pystray (which
 picks a backend for the whole process on import, and raises without a display).
 """
 
