@@ -19,6 +19,7 @@ import pytest
 from test_autostart import _systemd_verify, require_tool, working_systemd_analyze
 from traceagent import autostart, templates
 from traceagent.autostart import _entries
+from traceagent.autostart._cli import main as autostart_cli_main
 
 SHIM = "#!/bin/sh\nexit 0\n"
 
@@ -432,20 +433,20 @@ def test_windows_repair_keeps_task_manager_choice(windows: FakeRegistry, home: P
 
 def test_main_render_status_command(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "unit.service"
-    assert autostart.main(["render", "systemd", "--out", str(out)]) == 0
+    assert autostart_cli_main(["render", "systemd", "--out", str(out)]) == 0
     assert f"ExecStart={shim(home)} run --if-not-running --headless" in out.read_text()
-    assert autostart.main(["command", "--json"]) == 0
+    assert autostart_cli_main(["command", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == [shim(home), "run", "--if-not-running"]
-    assert autostart.main(["enable"]) == 0
+    assert autostart_cli_main(["enable"]) == 0
     capsys.readouterr()
-    assert autostart.main(["status", "--json"]) == 0
+    assert autostart_cli_main(["status", "--json"]) == 0
     st = json.loads(capsys.readouterr().out)
     assert st["enabled"] and st["target"] == shim(home) and st["target_exists"]
-    assert autostart.main(["disable"]) == 0
-    assert autostart.main(["launcher", "install"]) == 0
-    assert autostart.main(["launcher", "remove"]) == 0
+    assert autostart_cli_main(["disable"]) == 0
+    assert autostart_cli_main(["launcher", "install"]) == 0
+    assert autostart_cli_main(["launcher", "remove"]) == 0
     capsys.readouterr()
-    assert autostart.main(["render", "launchagent"]) == 0
+    assert autostart_cli_main(["render", "launchagent"]) == 0
     assert "<key>RunAtLoad</key>" in capsys.readouterr().out
 
 

@@ -377,10 +377,3 @@ def install_launcher(icon: str | os.PathLike[str] | None = None) -> Path:
 def remove_launcher() -> list[Path]:
     """Linux: remove the launcher and its icon; returns what was removed."""
     return [p for p in (launcher_path(), icon_path()) if unlink(p)]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m traceagent.autostart ...``: the installers' way in (see :mod:`traceagent.autostart._cli`)."""
-    from traceagent.autostart._cli import main as cli_main
-
-    return cli_main(argv)
