@@ -1,6 +1,6 @@
 """Shared helpers for the benchmark scripts: machine facts, statistics, generated session
 trees (real corpus files copied, renamed and made unique), the daemon as a subprocess, and
-the fake Hugging Face Hub from ``tests/fakehub.py``.
+the fake Hugging Face Hub from ``tests/support/fakehub.py``.
 
 Everything runs offline in throwaway folders under ``$TMPDIR``.
 """
@@ -29,7 +29,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "tests" / "fixtures" / "corpus"
-TESTS = REPO / "tests"
+TESTS = REPO / "tests" / "support"
 PYTHON = sys.executable
 
 log = logging.getLogger("bench")
@@ -58,7 +58,7 @@ _LEAKY = (
     "WAYLAND_DISPLAY",
 )
 
-#: Process-wide settings for quiet, offline hf_xet / huggingface_hub (as tests/hfsupport.py).
+#: Process-wide settings for quiet, offline hf_xet / huggingface_hub (as tests/support/hfsupport.py).
 HF_QUIET = {
     "HF_XET_CLIENT_RETRY_MAX_ATTEMPTS": "2",
     "HF_XET_CLIENT_RETRY_BASE_DELAY": "50ms",
@@ -579,7 +579,7 @@ def log_lines(env: dict[str, str], needle: str) -> list[str]:
 
 # --------------------------------------------------------------------------- the fake Hub
 def import_fakehub() -> Any:
-    """``tests/fakehub.py`` (the fake Hub the real huggingface_hub + hf_xet talk to)."""
+    """``tests/support/fakehub.py`` (the fake Hub the real huggingface_hub + hf_xet talk to)."""
     for k, v in HF_QUIET.items():
         os.environ.setdefault(k, v)
     if str(TESTS) not in sys.path:

@@ -1,7 +1,7 @@
 """Figure 5 — bytes Xet sends when a 20 MB session grows by 10 KB.
 
 One 20 MB Claude Code session (corpus lines, repeated and made unique) is uploaded through
-the engine and the Hugging Face sink to the fake Hub (tests/fakehub.py: the real
+the engine and the Hugging Face sink to the fake Hub (tests/support/fakehub.py: the real
 huggingface_hub + hf_xet client; the Xet CAS is hf_xet's own file-backed one). Then, 10
 times, 10 KB of new complete lines are appended and the engine uploads again. What the
 client sent for each append is measured on the server side: the xorbs (compressed chunks)

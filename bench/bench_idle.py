@@ -6,7 +6,7 @@ window, split into 6 sub-windows of 10 s read from ``/proc/<pid>/task/*/schedsta
 resolution) for the median and min–max. Peak RSS is ``VmHWM`` (it includes the catch-up).
 
 Baseline: one ``HfApi.sync_bucket()`` pass over the same tree with nothing to upload,
-against the fake Hub (tests/fakehub.py; the real huggingface_hub client), in a fresh
+against the fake Hub (tests/support/fakehub.py; the real huggingface_hub client), in a fresh
 process as cron would run it; its CPU × 60 is the per-minute timer's cost per hour.
 
 A second check: another process reading every session file once (a backup, grep, an IDE)

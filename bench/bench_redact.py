@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests" / "support")]
 
 from secretgen import CONTEXTS, Gen, dumps, escaped_forms, family_secrets  # noqa: E402
 from traceagent.redact import ENGINE_NAMES, Redactor  # noqa: E402

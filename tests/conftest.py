@@ -15,6 +15,9 @@ from typing import Any
 
 import pytest
 
+# The tests' own helpers (the fake Hub, the tray desktop, secret generators, ...) live in support/.
+sys.path.insert(0, str(Path(__file__).parent / "support"))
+
 from stsvalidate import AGENT_VARS
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -5,7 +5,7 @@ anchors. An anchor must therefore match inside *every* match of its rule (a supe
 anchor costs one ``re`` pass over the chunk (about 1 GB/s when the pattern starts with a
 literal), so anchors of many rules are merged around one separator byte that is rarer than
 the letters of the prefixes, with look-behinds for the rest. Look-behinds are fine here: only
-Python's ``re`` ever runs these. ``tests/test_redact_engines.py`` checks that the stdlib
+Python's ``re`` ever runs these. ``tests/redact/test_redact_engines.py`` checks that the stdlib
 engine gives the same output as the set engines.
 """
 

@@ -1,4 +1,4 @@
-"""The REAL huggingface_hub + hf_xet client against tests/fakehub.py on 127.0.0.1 (no network).
+"""The REAL huggingface_hub + hf_xet client against tests/support/fakehub.py on 127.0.0.1 (no network).
 
 hf_xet writes into a ``local://`` CAS in tmp_path, so chunking, dedup, the ndjson /batch
 payload, http_backoff and the exception types are all the library's own.

@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_agents_cline import make_task
+from test_agents_files import DROID, copilot_events, gemini_log, make_cursor_store, qwen_records
+from test_agents_sqlite import GOOSE_SCHEMA, HERMES_SCHEMA, OC_TURNS
 
 from conftest import bucket_dir, remote_files, run_cli, wait_for, write_config
 from stsvalidate import (
@@ -22,9 +25,6 @@ from stsvalidate import (
     write_json,
     write_jsonl,
 )
-from test_agents_cline import make_task
-from test_agents_files import DROID, copilot_events, gemini_log, make_cursor_store, qwen_records
-from test_agents_sqlite import GOOSE_SCHEMA, HERMES_SCHEMA, OC_TURNS
 from traceagent.agents import BY_NAME
 from traceagent.agents.sts import validate
 from traceagent.app.desktop import build_engine

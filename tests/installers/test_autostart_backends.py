@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_autostart import _systemd_verify, require_tool, working_systemd_analyze
+
 from traceagent import autostart, templates
 from traceagent.autostart import _entries
 from traceagent.autostart._cli import main as autostart_cli_main

@@ -60,7 +60,7 @@ def base(env: dict[str, str]) -> Iterator[Path]:
 
 
 def _env(env: dict[str, str], base: Path) -> dict[str, str]:
-    src = str(Path(__file__).resolve().parents[1] / "src")
+    src = str(Path(__file__).resolve().parents[2] / "src")
     return {**env, "HOME": str(base / "home"), "TRACEAGENT_HOME": str(base / "ta"), "PYTHONPATH": src}
 
 

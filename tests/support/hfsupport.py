@@ -26,7 +26,7 @@ from keyring.backend import KeyringBackend
 from fakehub import READ_TOKEN, TOKEN, USER, FakeHub
 from traceagent.sinks.base import UploadItem
 
-CORPUS = Path(__file__).parent / "fixtures" / "corpus"
+CORPUS = Path(__file__).parents[1] / "fixtures" / "corpus"
 
 _XET_SCRATCH = tempfile.mkdtemp(prefix="traceagent-tests-xet-")
 atexit.register(shutil.rmtree, _XET_SCRATCH, ignore_errors=True)

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from traceagent import templates
 from traceagent.templates import MACOS_LABEL, render
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).parents[1] / "golden"
 
 HOME_CMD = ["/home/ada/.local/bin/traceagent", "run"]
 # Every character that needs quoting somewhere: space, quotes, %, $, backtick, backslash, shell metas.

@@ -18,11 +18,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_autostart import _systemd_verify, require_tool
+
 from traceagent import __version__, templates
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 INSTALLERS = REPO / "installers"
 SHELL_SCRIPTS = sorted(INSTALLERS.rglob("*.sh"))
 ICON = REPO / "assets/icons/traceagent-256.png"

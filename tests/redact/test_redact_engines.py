@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from secretgen import CONTEXTS, Gen, dumps, family_secrets
 from traceagent.redact import ENGINE_ENV, RedactConfigError, Redactor, available_engines
 
-CORPUS = Path(__file__).parent / "fixtures" / "corpus"
+CORPUS = Path(__file__).parents[1] / "fixtures" / "corpus"
 ENGINES = available_engines()
 OTHER_ENGINES = [e for e in ENGINES if e != "stdlib"]
 
@@ -80,7 +80,7 @@ def test_auto_falls_back_to_stdlib_without_wheels(tmp_path: Path) -> None:
         "print(r.engine_name, sorted(counts))\n"
     )
     env = {
-        "PYTHONPATH": f"{tmp_path}:{Path(__file__).parents[1] / 'src'}",
+        "PYTHONPATH": f"{tmp_path}:{Path(__file__).parents[2] / 'src'}",
         "PATH": "/usr/bin:/bin",
         "PW": Gen(6).password(),
     }

@@ -14,7 +14,7 @@ from PIL import Image, ImageChops, ImageStat
 from traceagent import icons
 from traceagent.icons import IconState
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ICON_DIR = ROOT / "assets" / "icons"
 
 

@@ -13,7 +13,7 @@ import pytest
 from secretgen import CONTEXTS, SECRET_KEYED_CONTEXTS, Gen, dumps, image_b64, negatives, signature
 from traceagent.redact import Redactor, available_engines
 
-CORPUS = Path(__file__).parent / "fixtures" / "corpus"
+CORPUS = Path(__file__).parents[1] / "fixtures" / "corpus"
 ENGINES = available_engines()
 CORPUS_FILES = sorted(p for p in CORPUS.rglob("*") if p.is_file() and p.suffix in (".jsonl", ".json"))
 

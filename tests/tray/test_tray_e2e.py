@@ -1,6 +1,6 @@
 """End to end: the real tray (pystray's gtk backend) in a real tray host, driven by clicks.
 
-``tests/tray_e2e_app.py`` runs ``traceagent.tray.icon.run_tray`` over a fake engine that records
+``tests/support/tray_e2e_app.py`` runs ``traceagent.tray.icon.run_tray`` over a fake engine that records
 its calls; :mod:`traysupport` gives it Xvfb, a private session bus, ``trayer`` and ``dunst``.
 The test finds the icon on screen, right-clicks it, clicks menu rows found in the
 screenshot (no pixel offsets are hard-coded: rows are bands of text, matched to the menu
@@ -32,7 +32,7 @@ from traysupport import Desktop, missing_requirements, text_rows, wait_for
 pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).resolve().parent
-APP = HERE / "tray_e2e_app.py"
+APP = HERE.parent / "support" / "tray_e2e_app.py"
 SHARED_SHOTS = Path(os.environ.get("TRACEAGENT_SHOTS", "/tmp/traceagent-shots"))
 
 _missing = missing_requirements()
