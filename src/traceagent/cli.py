@@ -282,10 +282,10 @@ def _state_error(e: Exception, ctx: Any) -> UserError:
 
 def _dry_run(ctx: Any) -> int:
     """What ``sync`` would send: the same comparison with the ledger as the daemon's scans."""
-    from traceagent.agents import BY_NAME
+    from traceagent.agents import all_roots, enabled_roots
     from traceagent.sinks.keys import make_key
     from traceagent.sync.roots import match_root
-    from traceagent.sync.scan import all_roots, changed_files, enabled_roots
+    from traceagent.sync.scan import changed_files
     from traceagent.sync.state import StateDB
 
     db = StateDB(ctx.paths.state_db, read_only=True)  # a preview changes nothing
@@ -299,7 +299,7 @@ def _dry_run(ctx: Any) -> int:
         for path in queue:
             m = match_root([root], path)
             assert m is not None
-            if BY_NAME[root.agent].exports:
+            if root.agent.exports:
                 # Stores are converted, never uploaded: say what happens to them.
                 print(f"export {root.remote}/ sessions from {path}")
             else:
@@ -309,7 +309,7 @@ def _dry_run(ctx: Any) -> int:
                     size = f"{path.stat().st_size:,} bytes"
                 except OSError:
                     size = "vanished"
-                print(f"{what:6} {make_key(root.remote, m[1])}  ({size})")
+                print(f"{what:6} {make_key(root.remote, m.rel)}  ({size})")
             n += 1
     db.close()
     print(f"{n} file(s) would be uploaded.")
@@ -477,22 +477,19 @@ def cmd_agents(args: argparse.Namespace) -> int:
     """``traceagent agents``: what is detected where."""
     from pathlib import Path
 
-    from traceagent.agents import AGENTS, home_dir
+    from traceagent.agents import AGENTS, agent_roots, all_roots
     from traceagent.sync.roots import scan_root
-    from traceagent.sync.scan import all_roots
 
     ctx = load_ctx()
-    home = home_dir(ctx.environ)
     owners = all_roots(ctx.settings, ctx.environ)
     found = False
-    for agent in AGENTS:
-        s = ctx.settings.agent(agent.name)
-        roots = agent.roots(ctx.environ, home, s.paths)
+    for entry in agent_roots(ctx.settings, ctx.environ):
+        agent, roots = entry.agent, entry.roots
         existing = [r for r in roots if Path(r.path).is_dir()]
         if not existing:
             continue
         found = True
-        state = "sync on" if s.enabled else "sync off"
+        state = "sync on" if entry.enabled else "sync off"
         print(f"{agent.display_name} ({agent.name}, {state})")
         for r in roots:
             if r.path.is_dir():

@@ -133,20 +133,16 @@ def cmd_redact(args: argparse.Namespace) -> int:
     """``traceagent redact FILE``: what would be hidden (masked, never in full)."""
     from pathlib import Path
 
+    from traceagent.app.wiring import build_redactor
     from traceagent.hub import auth
-    from traceagent.redact import Redactor, preview_file
+    from traceagent.redact import preview_file
 
     ctx = load_ctx()
     path = Path(args.file)
     if not path.is_file():
         raise UserError(f"{path}: no such file.")
     token = auth.find_token(ctx.environ)
-    redactor = Redactor.from_settings(
-        extra_rules=ctx.settings.redact_rules,
-        allowlist=ctx.settings.redact_allowlist,
-        environ=ctx.environ,
-        extra_values=[token.token] if token else [],
-    )
+    redactor = build_redactor(ctx.settings, ctx.environ, token=token.token if token else None)
     counts: dict[str, int] = {}
     for f in preview_file(path, redactor):
         counts[f.rule] = counts.get(f.rule, 0) + 1

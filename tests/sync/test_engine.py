@@ -285,7 +285,7 @@ def test_shallow_roots_watch_only_session_folders(tmp_path: Path) -> None:
         (root / d).mkdir(parents=True)
     (root / "snapshot/abc/objects/00/x.json").write_text("{}")
     agent = BY_NAME["opencode"]
-    r = Root("opencode", root, agent.remote)
+    r = Root(agent, root, agent.remote)
     seen: list[Path] = []
     w = Watcher(
         [r], on_file=lambda _r, p: seen.append(p), on_gone=lambda _r, p: None, on_scan=lambda _r, p: None

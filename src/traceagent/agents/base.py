@@ -50,7 +50,8 @@ def shorten(text: str, limit: int = TITLE_MAX) -> str:
 class Root:
     """One session folder of one agent and the remote folder it maps to."""
 
-    agent: str
+    #: The agent that writes here (its ``name`` is the ledger's ``agent`` column).
+    agent: Agent
     path: Path
     remote: str  #: e.g. "claude", "codex", "codex-archived"
 
@@ -256,6 +257,10 @@ class Agent(abc.ABC):
     #: :meth:`descend` allows are watched, each on its own (no recursive watch of caches).
     shallow: ClassVar[bool] = False
 
+    def __repr__(self) -> str:
+        # Roots hold their agent: keep their repr short (logs, test failures).
+        return f"<agent {self.name}>"
+
     def descend(self, rel_dir: PurePosixPath) -> bool:
         """Whether a folder (relative to the root) may hold sessions: scans skip the others."""
         return True
@@ -304,7 +309,7 @@ class Agent(abc.ABC):
         if not configured:
             return self.default_roots(environ, home)
         return [
-            Root(self.name, p, self.remote if i == 0 else f"{self.remote}-{i + 1}")
+            Root(self, p, self.remote if i == 0 else f"{self.remote}-{i + 1}")
             for i, p in enumerate(configured)
         ]
 

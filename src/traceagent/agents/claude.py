@@ -76,7 +76,7 @@ class ClaudeCode(Agent):
         """``$CLAUDE_CONFIG_DIR/projects`` or ``~/.claude/projects`` (every OS)."""
         base = environ.get("CLAUDE_CONFIG_DIR")
         root = Path(base).expanduser() if base else home / ".claude"
-        return [Root(self.name, root / "projects", self.remote)]
+        return [Root(self, root / "projects", self.remote)]
 
     def is_transcript(self, rel: PurePosixPath) -> bool:
         """Transcripts inside a project folder; subagent ``.meta.json`` sidecars."""

@@ -155,7 +155,7 @@ class TaskFolders(Agent):
     def _roots(self, environ: Mapping[str, str], home: Path) -> list[Root]:
         return [
             Root(
-                self.name,
+                self,
                 user / "globalStorage" / self.extension_id / "tasks",
                 f"{self.remote}-{suffix}" if suffix else self.remote,
             )
@@ -219,7 +219,7 @@ class Cline(TaskFolders):
         if cli is None:
             base = environ.get("CLINE_DIR")
             cli = (Path(base).expanduser() if base else home / ".cline") / "data"
-        return [*self._roots(environ, home), Root(self.name, cli / "tasks", "cline-cli")]
+        return [*self._roots(environ, home), Root(self, cli / "tasks", "cline-cli")]
 
 
 class RooCode(TaskFolders):

@@ -38,8 +38,8 @@ class Codex(Agent):
         base = environ.get("CODEX_HOME")
         root = Path(base).expanduser() if base else home / ".codex"
         return [
-            Root(self.name, root / "sessions", self.remote),
-            Root(self.name, root / "archived_sessions", "codex-archived"),
+            Root(self, root / "sessions", self.remote),
+            Root(self, root / "archived_sessions", "codex-archived"),
         ]
 
     def is_transcript(self, rel: PurePosixPath) -> bool:

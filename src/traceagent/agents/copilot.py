@@ -140,9 +140,9 @@ class Copilot(Agent):
         primary = (Path(base).expanduser() if base else home / ".copilot") / "session-state"
         xdg = environ.get("XDG_CONFIG_HOME")
         legacy = (Path(xdg).expanduser() if xdg else home / ".config") / "copilot" / "session-state"
-        roots = [Root(self.name, primary, self.remote)]
+        roots = [Root(self, primary, self.remote)]
         if legacy != primary:
-            roots.append(Root(self.name, legacy, "copilot-xdg"))
+            roots.append(Root(self, legacy, "copilot-xdg"))
         return roots
 
     def is_transcript(self, rel: PurePosixPath) -> bool:

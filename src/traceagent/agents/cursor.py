@@ -110,7 +110,7 @@ class Cursor(Agent):
 
     def default_roots(self, environ: Mapping[str, str], home: Path) -> list[Root]:
         """``~/.cursor/projects`` (every OS)."""
-        return [Root(self.name, home / ".cursor" / "projects", self.remote)]
+        return [Root(self, home / ".cursor" / "projects", self.remote)]
 
     def is_transcript(self, rel: PurePosixPath) -> bool:
         """``<slug>/agent-transcripts/**.jsonl`` only."""

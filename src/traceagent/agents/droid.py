@@ -59,7 +59,7 @@ class Droid(Agent):
 
     def default_roots(self, environ: Mapping[str, str], home: Path) -> list[Root]:
         """``~/.factory/sessions`` on every OS (``%USERPROFILE%\\.factory`` on Windows)."""
-        return [Root(self.name, home / ".factory" / "sessions", self.remote)]
+        return [Root(self, home / ".factory" / "sessions", self.remote)]
 
     def is_transcript(self, rel: PurePosixPath) -> bool:
         """Session transcripts and their ``<id>.settings.json`` sidecars."""

@@ -188,7 +188,7 @@ class Gemini(Agent):
         """``$GEMINI_CLI_HOME/.gemini/tmp`` or ``~/.gemini/tmp`` (every OS)."""
         base = environ.get("GEMINI_CLI_HOME")
         root = Path(base).expanduser() if base else home
-        return [Root(self.name, root / ".gemini" / "tmp", self.remote)]
+        return [Root(self, root / ".gemini" / "tmp", self.remote)]
 
     def is_transcript(self, rel: PurePosixPath) -> bool:
         """``<project>/chats/session-*.jsonl|json`` and subagent ``<project>/chats/<parent>/<id>.jsonl``."""

@@ -189,7 +189,7 @@ class Goose(Agent):
         """``<data>/sessions`` for each data folder Goose may use on this OS."""
         dirs = goose_data_dirs(environ, home, sys.platform)
         return [
-            Root(self.name, d / "sessions", self.remote if i == 0 else f"{self.remote}-{i + 1}")
+            Root(self, d / "sessions", self.remote if i == 0 else f"{self.remote}-{i + 1}")
             for i, d in enumerate(dirs)
         ]
 

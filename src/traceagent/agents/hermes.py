@@ -176,7 +176,7 @@ class Hermes(Agent):
 
     def default_roots(self, environ: Mapping[str, str], home: Path) -> list[Root]:
         """The Hermes root; profiles are found inside it."""
-        return [Root(self.name, hermes_root(environ, home, sys.platform), self.remote)]
+        return [Root(self, hermes_root(environ, home, sys.platform), self.remote)]
 
     shallow = True
 

@@ -216,7 +216,7 @@ class OpenCode(Agent):
         """``$XDG_DATA_HOME/opencode`` or ``~/.local/share/opencode`` (every OS)."""
         base = environ.get("XDG_DATA_HOME")
         data = Path(base).expanduser() if base else home / ".local" / "share"
-        return [Root(self.name, data / "opencode", self.remote)]
+        return [Root(self, data / "opencode", self.remote)]
 
     shallow = True
 

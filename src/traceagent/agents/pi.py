@@ -38,7 +38,7 @@ class Pi(Agent):
         """``$PI_CODING_AGENT_DIR/sessions`` or ``~/.pi/agent/sessions``."""
         base = environ.get("PI_CODING_AGENT_DIR")
         root = Path(base).expanduser() if base else home / ".pi" / "agent"
-        return [Root(self.name, root / "sessions", self.remote)]
+        return [Root(self, root / "sessions", self.remote)]
 
     def is_transcript(self, rel: PurePosixPath) -> bool:
         """Every ``.jsonl`` below the sessions folder (one folder per working directory)."""

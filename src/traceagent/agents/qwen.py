@@ -123,7 +123,7 @@ class Qwen(Agent):
         """``$QWEN_RUNTIME_DIR/projects``, ``$QWEN_HOME/projects`` or ``~/.qwen/projects``."""
         base = environ.get("QWEN_RUNTIME_DIR") or environ.get("QWEN_HOME")
         root = Path(base).expanduser() if base else home / ".qwen"
-        return [Root(self.name, root / "projects", self.remote)]
+        return [Root(self, root / "projects", self.remote)]
 
     def is_transcript(self, rel: PurePosixPath) -> bool:
         """``<project>/chats/<session>.jsonl`` only (``tmp/`` and settings are never read)."""

@@ -25,6 +25,7 @@ from traceagent.sync.snapshot import Transform
 if TYPE_CHECKING:
     from traceagent.hub.whoami import WhoAmI
     from traceagent.hub.worker import HubWorker
+    from traceagent.redact import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +54,37 @@ def load_context(environ: Mapping[str, str] | None = None) -> Context:
 def _check_redaction_settings(settings: Settings, config_file: Path) -> None:
     """User rules and allow-list entries are compiled at load, so a bad one is named at once."""
     from traceagent.errors import ConfigError
-    from traceagent.redact import RedactConfigError, Redactor
+    from traceagent.redact import RedactConfigError
 
     try:
-        Redactor.from_settings(
-            extra_rules=settings.redact_rules, allowlist=settings.redact_allowlist, own_secrets=False
-        )
+        build_redactor(settings, own_secrets=False)
     except RedactConfigError as e:
         raise ConfigError(f"{config_file}: [redaction]: {e}") from None
+
+
+def build_redactor(
+    settings: Settings,
+    environ: Mapping[str, str] | None = None,
+    *,
+    token: str | None = None,
+    own_secrets: bool = True,
+) -> Redactor:
+    """The redactor for ``settings``: the one factory (uploads, ``traceagent redact``, the config check).
+
+    The built-in rules plus the user's ``[redaction]`` rules and allow-list; with
+    ``own_secrets``, also the exact values of the secrets found in ``environ`` and the local
+    credential files, and ``token`` (the Hugging Face token traceagent itself uses).
+    Raises :class:`traceagent.redact.RedactConfigError` for a rule that does not compile.
+    """
+    from traceagent.redact import Redactor
+
+    return Redactor.from_settings(
+        extra_rules=settings.redact_rules,
+        allowlist=settings.redact_allowlist,
+        own_secrets=own_secrets,
+        environ=environ,
+        extra_values=[token] if token else [],
+    )
 
 
 def hf_endpoint(ctx: Context) -> str | None:
@@ -165,7 +189,6 @@ def transform_factory(ctx: Context) -> Any:
             log.info("Redaction is off for %s", agent)
             return None
         from traceagent.hub import auth
-        from traceagent.redact import Redactor
 
         token = auth.find_token(ctx.environ)
         # The token in use is one of the user's own secrets: rebuild when it changes.
@@ -173,11 +196,8 @@ def transform_factory(ctx: Context) -> Any:
         redactor = cache.get(fingerprint)
         if redactor is None:
             cache.clear()
-            redactor = cache[fingerprint] = Redactor.from_settings(
-                extra_rules=ctx.settings.redact_rules,
-                allowlist=ctx.settings.redact_allowlist,
-                environ=ctx.environ,
-                extra_values=[token.token] if token else [],
+            redactor = cache[fingerprint] = build_redactor(
+                ctx.settings, ctx.environ, token=token.token if token else None
             )
             log.info("Redaction on (engine: %s)", redactor.engine_name)
         # The redactor itself: a transform that also streams long lines (``line_stream``).
@@ -192,6 +212,7 @@ __all__ = [
     "Context",
     "SinkFactory",
     "UserError",
+    "build_redactor",
     "hf_endpoint",
     "load_context",
     "transform_factory",

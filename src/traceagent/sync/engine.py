@@ -18,10 +18,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from traceagent.agents import AGENTS, home_dir
+from traceagent.agents import agent_roots, all_roots, enabled_agents, enabled_roots
 from traceagent.agents.base import Root, SessionMeta
 from traceagent.config import Settings
 from traceagent.memory import release_memory
@@ -30,8 +30,8 @@ from traceagent.sinks.base import ErrorKind, Sink, SinkError
 from traceagent.sinks.keys import DestinationError, parse_destination
 from traceagent.status import AgentInfo, Status, SyncState, TraceInfo
 from traceagent.sync.debounce import Debouncer
-from traceagent.sync.roots import match_root
-from traceagent.sync.scan import all_roots, changed_files, enabled_roots, pending_items, utf8_name, vanished
+from traceagent.sync.roots import RootMatch, match_root
+from traceagent.sync.scan import changed_files, pending_items, utf8_name, vanished
 from traceagent.sync.snapshot import Transform
 from traceagent.sync.state import FileRow, StateDB
 from traceagent.sync.uploader import NEVER, PassResult, SpoolError, Uploader
@@ -165,7 +165,7 @@ class Engine:
         self.db = StateDB(paths.state_db, read_only=read_only)
         self._cond = threading.Condition()
         self._debouncer: Debouncer[Path] = Debouncer(settings.debounce_seconds, settings.max_delay_seconds)
-        self._info: dict[Path, tuple[Root, PurePosixPath]] = {}
+        self._info: dict[Path, RootMatch] = {}
         self._scan_requests: list[tuple[Root, Path]] = []
         self._wake = False
         self._stopping = False
@@ -338,7 +338,7 @@ class Engine:
         self._poke()
 
     def _enabled_agents(self) -> list[str]:
-        return [a.name for a in AGENTS if self.settings.agent(a.name).enabled]
+        return [a.name for a in enabled_agents(self.settings)]
 
     def _poke(self) -> None:
         with self._cond:
@@ -366,7 +366,7 @@ class Engine:
 
     def _on_file(self, root: Root, path: Path) -> None:
         matched = match_root(self._owners, path)
-        if matched is None or matched[0] != root:
+        if matched is None or matched.root != root:
             return  # a more specific root owns it (the watcher routes by owner_of too)
         with self._cond:
             self._info[path] = matched
@@ -831,12 +831,10 @@ class Engine:
 
     def agents(self) -> list[AgentInfo]:
         """Every known agent with its roots, whether detected (a root exists) or enabled."""
-        home = home_dir(self.environ)
         sessions = self.db.sessions_per_agent()
         out = []
-        for agent in AGENTS:
-            s = self.settings.agent(agent.name)
-            roots = agent.roots(self.environ, home, s.paths)
+        for entry in agent_roots(self.settings, self.environ):
+            agent, roots = entry.agent, entry.roots
             if not any(r.path.is_dir() for r in roots) and not sessions.get(agent.name):
                 continue  # not installed: simply absent
             out.append(
@@ -845,7 +843,7 @@ class Engine:
                     display_name=agent.display_name,
                     roots=tuple(str(r.path) for r in roots),
                     sessions=sessions.get(agent.name, 0),
-                    enabled=s.enabled,
+                    enabled=entry.enabled,
                 )
             )
         return out

@@ -12,8 +12,8 @@ import os
 import stat as stat_module
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 
-from traceagent.agents import BY_NAME
 from traceagent.agents.base import Root
 
 log = logging.getLogger(__name__)
@@ -42,13 +42,21 @@ def owner_of(roots: Iterable[Root], path: Path) -> Root | None:
     return best
 
 
-def match_root(roots: Iterable[Root], path: Path) -> tuple[Root, PurePosixPath] | None:
+class RootMatch(NamedTuple):
+    """A path located in a root (:func:`match_root`)."""
+
+    root: Root
+    #: The path relative to ``root.path``, in POSIX form (what the remote key is made from).
+    rel: PurePosixPath
+
+
+def match_root(roots: Iterable[Root], path: Path) -> RootMatch | None:
     """The root that owns ``path`` (:func:`owner_of`) and the path relative to it (POSIX form);
     None outside every root and for a root itself."""
     root = owner_of(roots, path)
     if root is None or path == root.path:
         return None
-    return root, PurePosixPath(*path.relative_to(root.path).parts)
+    return RootMatch(root, PurePosixPath(*path.relative_to(root.path).parts))
 
 
 #: What the log last said about a link (each thing once, until the link is followed again).
@@ -140,7 +148,7 @@ def scan_root(
     each, for the watcher) and yielded under their path in the root, which makes the key.
     Unreadable folders and links whose target is gone are logged and skipped.
     """
-    agent = BY_NAME[root.agent]
+    agent = root.agent
     top = start or root.path
     owners = [root, *(r for r in roots or () if r is not root)]
     if owner_of(owners, top) is not root:
@@ -248,7 +256,7 @@ def scan_root(
 
 def shallow_folders(root: Root) -> list[Path]:
     """The root and the sub-folders its agent would descend into (for shallow agents)."""
-    agent = BY_NAME[root.agent]
+    agent = root.agent
     out = [root.path]
     stack = [root.path]
     while stack:

@@ -10,45 +10,21 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from traceagent.agents import AGENTS, BY_NAME, home_dir
 from traceagent.agents.base import Root
-from traceagent.config import Settings
 from traceagent.sinks.keys import InvalidKeyError, make_key
-from traceagent.sync.roots import OnLink, match_root, owner_of, scan_root
+from traceagent.sync.roots import OnLink, RootMatch, match_root, owner_of, scan_root
+from traceagent.sync.state import Checked, PendingItem
 
-__all__ = ["Known", "all_roots", "changed_files", "enabled_roots", "pending_items", "utf8_name", "vanished"]
+__all__ = ["Known", "changed_files", "pending_items", "utf8_name", "vanished"]
 
 log = logging.getLogger(__name__)
 
-#: ``path -> (checked size, checked mtime_ns, status)``: ``StateDB.checked_stats()``.
-Known = Mapping[str, tuple[int | None, int | None, str]]
-#: ``(path, agent, remote key, is a main transcript)``: ``StateDB.mark_pending`` rows.
-PendingItem = tuple[str, str, str, bool]
+#: ``path -> what the ledger last read of it``: ``StateDB.checked_stats()``.
+Known = Mapping[str, Checked]
 
 _warned_names: set[str] = set()
-
-
-def enabled_roots(settings: Settings, environ: Mapping[str, str]) -> list[Root]:
-    """The roots of every agent the user has not switched off."""
-    home = home_dir(environ)
-    roots: list[Root] = []
-    for agent in AGENTS:
-        s = settings.agent(agent.name)
-        if s.enabled:
-            roots.extend(agent.roots(environ, home, s.paths))
-    return roots
-
-
-def all_roots(settings: Settings, environ: Mapping[str, str]) -> list[Root]:
-    """The roots of every agent, switched off or not: the roots that own files (``owner_of``).
-
-    A switched-off agent's folder nested in another agent's root still belongs to it: its
-    sessions are not the other agent's to upload.
-    """
-    home = home_dir(environ)
-    return [r for agent in AGENTS for r in agent.roots(environ, home, settings.agent(agent.name).paths)]
 
 
 def utf8_name(path: Path) -> bool:
@@ -64,9 +40,9 @@ def utf8_name(path: Path) -> bool:
     return True
 
 
-def _in_step(ck: tuple[int | None, int | None, str] | None, size: int, mtime_ns: int) -> bool:
+def _in_step(ck: Checked | None, size: int, mtime_ns: int) -> bool:
     """Whether the ledger's last read of a file matches this stat (and the read settled it)."""
-    return ck is not None and ck[0] == size and ck[1] == mtime_ns and ck[2] in ("ok", "error")
+    return ck is not None and ck.size == size and ck.mtime_ns == mtime_ns and ck.status in ("ok", "error")
 
 
 def changed_files(
@@ -82,7 +58,7 @@ def changed_files(
     ``roots`` (every root) keeps the scan out of more specific roots; ``on_link`` hears of
     the symlinks it follows (:func:`scan_root`)."""
     queue: list[Path] = []
-    agent = BY_NAME[root.agent]
+    agent = root.agent
     seen: set[str] = set()
 
     def unchanged(path: str, st: os.stat_result) -> bool:
@@ -100,7 +76,7 @@ def changed_files(
             where = match_root([root], found)
             if where is None:
                 continue
-            path = root.path / agent.source_of(where[1])
+            path = root.path / agent.source_of(where.rel)
             try:
                 size, mtime_ns = agent.change_token(path)
             except OSError:
@@ -123,14 +99,15 @@ def vanished(root: Root, known: Known, seen: set[str], roots: list[Root] | None 
     owners = [root, *(r for r in roots or () if r is not root)]
     return [
         p
-        for p, (_, _, st) in known.items()
-        if p.startswith(prefix) and p not in seen and st != "gone" and owner_of(owners, Path(p)) is root
+        for p, ck in known.items()
+        if p.startswith(prefix)
+        and p not in seen
+        and ck.status != "gone"
+        and owner_of(owners, Path(p)) is root
     ]
 
 
-def pending_items(
-    paths: list[Path], locate: Callable[[Path], tuple[Root, PurePosixPath] | None]
-) -> list[PendingItem]:
+def pending_items(paths: list[Path], locate: Callable[[Path], RootMatch | None]) -> list[PendingItem]:
     """Queue rows for changed ``paths``; ``locate`` says which root each is under. Paths
     outside every root, with names that are not UTF-8 or that make no valid key are skipped."""
     items: list[PendingItem] = []
@@ -139,7 +116,7 @@ def pending_items(
         if info is None or not utf8_name(changed):
             continue
         root, rel = info
-        agent = BY_NAME[root.agent]
+        agent = root.agent
         path = changed
         if agent.exports:
             rel = agent.source_of(rel)
@@ -150,5 +127,5 @@ def pending_items(
             log.warning("Skipping %s: %s", path, e)
             continue
         is_trace = not agent.exports and not agent.is_subagent(rel) and rel.suffix == ".jsonl"
-        items.append((str(path), root.agent, key, is_trace))
+        items.append(PendingItem(str(path), agent.name, key, is_trace))
     return items

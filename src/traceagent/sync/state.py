@@ -105,6 +105,23 @@ class Record(NamedTuple):
     marks: str | None = None
 
 
+class PendingItem(NamedTuple):
+    """One file to queue, for :meth:`StateDB.mark_pending`."""
+
+    path: str
+    agent: str  #: the agent's name (``Agent.name``)
+    key: str  #: the remote key
+    is_trace: bool  #: a main transcript (listed as a trace), not a sidecar or subagent file
+
+
+class Checked(NamedTuple):
+    """What the ledger last read of a file (:meth:`StateDB.checked_stats`)."""
+
+    size: int | None
+    mtime_ns: int | None
+    status: str
+
+
 _COLUMNS = ", ".join(f.name for f in dataclasses.fields(FileRow))
 
 
@@ -296,15 +313,15 @@ class StateDB:
             r = self._conn.execute(f"SELECT {_COLUMNS} FROM files WHERE path = ?", (path,)).fetchone()
         return None if r is None else FileRow(*r)
 
-    def checked_stats(self) -> dict[str, tuple[int | None, int | None, str]]:
+    def checked_stats(self) -> dict[str, Checked]:
         """``path -> (ck_size, ck_mtime_ns, status)`` for every row: the restart fast path."""
         with self._lock:
             rows = self._conn.execute(
                 "SELECT path, ck_size, ck_mtime_ns, status FROM files WHERE source IS NULL"
             ).fetchall()
-        return {p: (s, m, st) for p, s, m, st in rows}
+        return {p: Checked(s, m, st) for p, s, m, st in rows}
 
-    def mark_pending(self, items: Iterable[tuple[str, str, str, bool]], *, source: str | None = None) -> int:
+    def mark_pending(self, items: Iterable[PendingItem], *, source: str | None = None) -> int:
         """Queue files ``(path, agent, key, is_trace)``; new files get a row. Returns the count.
 
         A file in the error state is queued again at once: it changed, so the error may be gone.

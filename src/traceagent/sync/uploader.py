@@ -20,6 +20,7 @@ import sqlite3
 import tempfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 
 from traceagent.agents import BY_NAME
 from traceagent.agents.base import Agent, SessionMeta
@@ -34,7 +35,7 @@ from traceagent.sync.snapshot import (
     take_snapshot,
     transform_tag,
 )
-from traceagent.sync.state import FileRow, Record, StateDB
+from traceagent.sync.state import FileRow, PendingItem, Record, StateDB
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +66,21 @@ class PassResult:
     error: str | None = None
 
 
+class _Source(NamedTuple):
+    """An exported store as read for an export: the row marked checked once its sessions landed."""
+
+    path: str
+    size: int  #: the store's change token (``Agent.change_token``)
+    mtime_ns: int
+
+
 @dataclasses.dataclass
 class _Prepared:
     item: UploadItem
     record: Record
     redactions: dict[str, int]
     #: For exported sessions: the source row to mark checked once all its sessions landed.
-    source: tuple[str, int, int] | None = None
+    source: _Source | None = None
     #: Per-file failures so far (the retry backoff grows with it).
     attempts: int = 0
 
@@ -154,7 +163,7 @@ class Uploader:
                 if key in by_key:
                     p = by_key[key]
                     self.file_error(
-                        p.source[0] if p.source else p.record.path,
+                        p.source.path if p.source else p.record.path,
                         e.key_messages.get(key, e.message),  # this file's reason, not the batch's
                         transient=True,
                         attempts=p.attempts,
@@ -179,10 +188,10 @@ class Uploader:
                 totals[rule] = totals.get(rule, 0) + n
         self.db.record_uploaded([p.record for p in done], totals, self._clock())
         # An exported store is in step once every one of its changed sessions landed.
-        failed_sources = {p.source[0] for p in prepared if p.source and p.item.key in failed}
-        for src in {p.source for p in done if p.source and p.source[0] not in failed_sources}:
+        failed_sources = {p.source.path for p in prepared if p.source and p.item.key in failed}
+        for src in {p.source for p in done if p.source and p.source.path not in failed_sources}:
             assert src is not None
-            self.db.record_checked(src[0], src[1], src[2], None)
+            self.db.record_checked(src.path, src.size, src.mtime_ns, None)
         result.uploaded += len(done)
         result.failed += len(failed)
         if totals:
@@ -299,7 +308,7 @@ class Uploader:
         """Convert an agent's store into per-session STS files; keep only the changed ones."""
         path = Path(row.path)
         try:
-            token = agent.change_token(path)
+            size, mtime_ns = agent.change_token(path)
             sessions = agent.export(path)
         except FileNotFoundError:
             log.info("Local store vanished before export, remote copies kept: %s", path)
@@ -317,8 +326,9 @@ class Uploader:
         remote = row.key.split("/", 1)[0]
         known = self.db.export_hashes(row.path)
         transform = self._transform_for(row.agent)
+        source = _Source(row.path, size, mtime_ns)
         out: list[_Prepared] = []
-        pending: list[tuple[str, str, str, bool]] = []
+        pending: list[PendingItem] = []
         for s in sessions:
             virtual = f"{row.path}#{s.rel.as_posix()}"
             data = s.data
@@ -336,19 +346,17 @@ class Uploader:
             fd, tmp = tempfile.mkstemp(dir=self.spool_dir, prefix="snap-", suffix=".part")
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
-            pending.append((virtual, row.agent, key, not s.meta.is_subagent))
+            pending.append(PendingItem(virtual, row.agent, key, not s.meta.is_subagent))
             s.meta.parsed_bytes = len(data)
-            item = UploadItem(spool_path=Path(tmp), key=key, size=len(data), mtime=s.mtime or token[1] / 1e9)
+            item = UploadItem(spool_path=Path(tmp), key=key, size=len(data), mtime=s.mtime or mtime_ns / 1e9)
             record = Record(
                 virtual, len(data), 0, len(data), digest, redact_meta(s.meta, transform).to_json(), len(data)
             )
-            out.append(
-                _Prepared(item, record, counts, source=(row.path, token[0], token[1]), attempts=row.attempts)
-            )
+            out.append(_Prepared(item, record, counts, source=source, attempts=row.attempts))
         if pending:
             self.db.mark_pending(pending, source=row.path)
         if not out:
-            self.db.record_checked(row.path, token[0], token[1], None)
+            self.db.record_checked(source.path, source.size, source.mtime_ns, None)
             return True
         return out
 
@@ -407,7 +415,7 @@ def _state_folder_error(e: Exception, spool_dir: Path) -> Exception | None:
 
 
 def _sources(prepared: list[_Prepared]) -> set[str]:
-    return {p.source[0] for p in prepared if p.source}
+    return {p.source.path for p in prepared if p.source}
 
 
 def reparse(agent: Agent, path: Path, size: int) -> SessionMeta:

@@ -12,12 +12,11 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from pathlib import Path, PurePosixPath
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
-from traceagent.agents import BY_NAME
 from traceagent.agents.base import Root
-from traceagent.sync.roots import match_root, owner_of, shallow_folders
+from traceagent.sync.roots import RootMatch, match_root, owner_of, shallow_folders
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +28,13 @@ OnGone = Callable[[Root, Path], None]
 OnScan = Callable[[Root, Path], None]
 #: Called when the OS dropped file events (the inotify queue overflowed): rescan everything.
 OnLost = Callable[[], None]
+
+
+class _Link(NamedTuple):
+    """A followed symlink, filed under its resolved target."""
+
+    path: Path  #: the link's path in a root (events under the target are reported under it)
+    is_dir: bool
 
 
 _EVENTS: list[Any] = []
@@ -60,9 +66,9 @@ class Watcher:
         self._watches: dict[Path, Any] = {}  # watched folder -> ObservedWatch
         self._recursive: set[Path] = set()
         self._covered: set[Path] = set()  # roots that exist and are watched
-        #: Followed symlinks, by resolved target: (the link's path in a root, is a folder).
+        #: Followed symlinks, by resolved target.
         #: Replaced, never changed in place, so the observer thread reads it without a lock.
-        self._links: dict[Path, tuple[Path, bool]] = {}
+        self._links: dict[Path, _Link] = {}
 
     def start(self) -> None:
         """Start the observer thread and schedule the watches."""
@@ -88,14 +94,14 @@ class Watcher:
         folder is watched recursively, a linked file through its folder."""
         with self._lock:
             links = self._links
-            if links.get(target) == (link, is_dir):
+            if links.get(target) == _Link(link, is_dir):
                 return
             held = links.get(target)
-            if held is not None and held[0] != link and os.path.realpath(held[0]) == str(target):
+            if held is not None and held.path != link and os.path.realpath(held.path) == str(target):
                 return  # another link reaches it too; the scans sync it under that one
             # One target per link: a re-pointed link drops its old target.
-            new = {t: v for t, v in links.items() if v[0] != link}
-            new[target] = (link, is_dir)
+            new = {t: v for t, v in links.items() if v.path != link}
+            new[target] = _Link(link, is_dir)
             self._links = new
         log.info("Following symlink %s -> %s", link, target)
         self.refresh()
@@ -104,7 +110,7 @@ class Watcher:
         """``path`` (a link, or a folder holding links) was deleted or moved away."""
         with self._lock:
             links = self._links
-            new = {t: v for t, v in links.items() if not v[0].is_relative_to(path)}
+            new = {t: v for t, v in links.items() if not v.path.is_relative_to(path)}
             if len(new) == len(links):
                 return
             self._links = new
@@ -119,23 +125,23 @@ class Watcher:
             return path
         hit = links.get(path)
         if hit is not None:
-            return hit[0]
+            return hit.path
         for parent in path.parents:  # the nearest (deepest) linked folder first
             hit = links.get(parent)
-            if hit is not None and hit[1]:
-                return hit[0] / path.relative_to(parent)
+            if hit is not None and hit.is_dir:
+                return hit.path / path.relative_to(parent)
         if (
             not folder
             and owner_of(self.owners, path) is None
-            and any(not is_dir and t.parent == path.parent for t, (_, is_dir) in links.items())
+            and any(not link.is_dir and t.parent == path.parent for t, link in links.items())
         ):
             return None
         return path
 
-    def _match(self, path: Path) -> tuple[Root, PurePosixPath] | None:
+    def _match(self, path: Path) -> RootMatch | None:
         """The synced root that owns ``path`` and the path relative to it (see owner_of)."""
         matched = match_root(self.owners, path)
-        return matched if matched is not None and matched[0] in self.roots else None
+        return matched if matched is not None and matched.root in self.roots else None
 
     def refresh(self) -> None:
         """(Re)schedule watches: roots that exist recursively, missing ones via a parent,
@@ -191,7 +197,7 @@ class Watcher:
             wanted: dict[Path, bool] = {}  # folder -> recursive
             covered: set[Path] = set()
             for root in self.roots:
-                agent = BY_NAME[root.agent]
+                agent = root.agent
                 if root.path.is_dir():
                     covered.add(root.path)
                     if agent.shallow:
@@ -294,21 +300,21 @@ class Watcher:
                 # A new (or re-pointed) symlink: inotify reports the link, not its target.
                 # A scan of its folder applies the link rules and asks for the target's watch.
                 self._on_scan(root, src.parent)
-            elif BY_NAME[root.agent].is_transcript(rel):
+            elif root.agent.is_transcript(rel):
                 self._on_file(root, src)
         elif owner_of(self.owners, src) is None and any(r.path not in self._covered for r in self.roots):
             self._root_or_folder_appeared(src.parent)
 
     def _gone(self, path: Path) -> None:
         matched = self._match(path)
-        if matched is not None and BY_NAME[matched[0].agent].is_transcript(matched[1]):
-            self._on_gone(matched[0], path)
+        if matched is not None and matched.root.agent.is_transcript(matched.rel):
+            self._on_gone(matched.root, path)
 
     def _root_or_folder_appeared(self, folder: Path) -> None:
         """A folder was created: a whole root (agent installed) or a folder inside one."""
         missing = [r for r in self.roots if r.path not in self._covered]
         matched = self._match(folder)
-        shallow = matched is not None and BY_NAME[matched[0].agent].shallow
+        shallow = matched is not None and matched.root.agent.shallow
         if missing or shallow:
             # Watch closer (a parent of a missing root appeared, or a new folder of a shallow
             # root) until nothing moves: `mkdir -p` can outrun each new watch.
@@ -321,9 +327,9 @@ class Watcher:
                 if root.path in self._covered:
                     log.info("Session folder appeared: %s", root.path)
                     self._on_scan(root, root.path)
-        if matched is not None and matched[0] not in missing:
+        if matched is not None and matched.root not in missing:
             # Files created before the new folder's watch existed would be missed otherwise.
-            self._on_scan(matched[0], folder)
+            self._on_scan(matched.root, folder)
 
 
 def _inotify_hint(e: OSError) -> str:
