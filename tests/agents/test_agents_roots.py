@@ -26,7 +26,7 @@ from traceagent.sync.roots import match_root
 from traceagent.sync.scan import changed_files, pending_items
 from traceagent.sync.state import Checked, PendingItem, StateDB
 
-SRC = Path(__file__).resolve().parent.parent / "src" / "traceagent"
+SRC = Path(__file__).resolve().parents[2] / "src" / "traceagent"
 
 CONFIG = """\
 redact = true
