@@ -60,6 +60,9 @@ STATE_ERRORS = (sqlite3.Error, SpoolError)
 VERIFY_TIMEOUT = 570.0
 
 SinkFactory = Callable[[], Sink]
+#: A sink for links only, from the destination last used (``state.db``) or None: built without
+#: credentials or network, so front ends can show links before the engine thread connected.
+LinkSinkFactory = Callable[[str | None], "Sink | None"]
 TransformFactory = Callable[[str], "Transform | None"]
 Listener = Callable[[], None]
 
@@ -130,6 +133,26 @@ def _no_space(folder: Path) -> bool:
         return False
 
 
+@dataclasses.dataclass(frozen=True)
+class SinkView:
+    """What front ends show of a sink: its location, kind and links (never the sink itself).
+
+    Published by the thread that owns the sink (the engine thread) each time it builds one;
+    front ends only read it, so they never build a sink (a keyring lookup, a ``whoami``) or
+    race the engine thread for it. The links are pure functions of the destination.
+    """
+
+    location: str
+    kind: str
+    url_for: Callable[[str], str]
+    browse_url: Callable[[], str]
+
+    @classmethod
+    def of(cls, sink: Sink) -> SinkView:
+        """The view of ``sink`` (its links stay those it renders, learned routes included)."""
+        return cls(sink.location, sink.kind, sink.url_for, sink.browse_url)
+
+
 def _same_destination(a: str, b: str) -> bool:
     """Two spellings of one destination (``hf://buckets/a/b/`` and ``hf://buckets/a/b``)."""
     try:
@@ -151,6 +174,7 @@ class Engine:
         transform_factory: TransformFactory | None = None,
         clock: Callable[[], float] = time.time,
         read_only: bool = False,
+        link_sink: LinkSinkFactory | None = None,
     ) -> None:
         self.paths = paths
         self.settings = settings
@@ -183,8 +207,14 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._watcher: Watcher | None = None
         self._listeners: list[Listener] = []
+        #: The sink: built, used, replaced and closed by the engine thread only (the thread
+        #: that runs the engine: the worker, or the caller of the foreground ``run_pass``).
         self._sink: Sink | None = None
         self._sink_ready = False
+        #: ``reload_sink`` was asked (from any thread): the engine thread drops the old sink.
+        self._sink_stale = False
+        #: What front ends read of the sink (see :class:`SinkView`).
+        self._view: SinkView | None = None
         #: A new sink is being built after a sign-in or a new destination: "Syncing", not "Up to
         #: date" (the old destination's counts would say that until the uploads are reset).
         self._connecting = False
@@ -217,6 +247,8 @@ class Engine:
         )
         self.signed_in_as: str | None = None
         self._paused_until = self._load_pause()
+        if link_sink is not None:
+            self.show_destination(link_sink(self.db.get("destination")))
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -309,7 +341,7 @@ class Engine:
     def reload_sink(self) -> None:
         """The token or destination changed: build the sink again and retry everything."""
         with self._cond:
-            old, self._sink = self._sink, None
+            self._sink_stale = True  # the engine thread drops the old sink (it may be uploading)
             self._sink_ready = False
             self._connecting = True
             self._transforms.clear()
@@ -319,8 +351,6 @@ class Engine:
             self._destination_failures = 0
             self._backoff_until = 0.0
             self._identity_due = True
-        if old is not None:
-            old.close()
         self.db.release_all()
         self._poke()
 
@@ -653,7 +683,7 @@ class Engine:
         return True
 
     def _ensure_sink(self) -> bool:
-        if self._sink_ready:
+        if self._sink_ready and not self._sink_stale:
             return True
         try:
             ready = self._connect()
@@ -667,9 +697,15 @@ class Engine:
         return ready
 
     def _connect(self) -> bool:
+        with self._cond:
+            stale, self._sink_stale = self._sink_stale, False
+        if stale and self._sink is not None:
+            old, self._sink = self._sink, None
+            old.close()
         try:
             if self._sink is None:
                 self._sink = self._sink_factory()
+                self._view = SinkView.of(self._sink)
             self._sink.ensure()
         except SinkError as e:
             self._handle_sink_error(e, [])
@@ -800,7 +836,7 @@ class Engine:
             state = SyncState.UP_TO_DATE
         last = self.db.get("last_upload_at")
         recent = self.recent_traces(1)
-        sink = self._sink
+        view = self._view
         return Status(
             state=state,
             paused=paused,
@@ -808,9 +844,9 @@ class Engine:
             pending=pending,
             uploading=uploading,
             uploaded=counts.get("ok", 0) + counts.get("gone", 0),
-            destination=sink.location if sink else (self.settings.destination or ""),
-            destination_kind=sink.kind if sink else "",
-            destination_url=self._browse_url(sink),
+            destination=view.location if view else (self.settings.destination or ""),
+            destination_kind=view.kind if view else "",
+            destination_url=self._browse_url(view),
             agents=tuple(self.agents()),
             last_upload_at=float(last) if last else None,
             last_error=self._auth_error
@@ -891,23 +927,29 @@ class Engine:
         return out
 
     @staticmethod
-    def _browse_url(sink: Sink | None) -> str:
+    def _browse_url(view: SinkView | None) -> str:
         try:
-            return sink.browse_url() if sink else ""
+            return view.browse_url() if view else ""
         except (ValueError, KeyError, IndexError):
             return ""
 
     def _url_for(self, key: str) -> str:
-        sink = self._sink
-        if sink is None:
-            try:
-                sink = self._sink = self._sink_factory()
-            except (SinkError, ValueError):
-                return ""
+        # Read only what the engine thread published: building the sink here would run the
+        # factory (keyring, whoami) on the caller's thread and race the engine thread.
+        view = self._view
+        if view is None:
+            return ""
         try:
-            return sink.url_for(key)
+            return view.url_for(key)
         except (ValueError, KeyError, IndexError):  # a broken viewer_url_template
             return ""
+
+    def show_destination(self, sink: Sink | None) -> None:
+        """Show ``sink``'s location and links until the engine thread builds its own sink (a
+        link-only sink: the offline ``status``, or the destination last used before the first
+        connect). Uploads never go through it; None leaves things as they are."""
+        if sink is not None:
+            self._view = SinkView.of(sink)
 
     # -- verification (``traceagent sync --verify``) ---------------------------------------------
 
