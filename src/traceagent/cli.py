@@ -393,12 +393,13 @@ class _Progress:
 
 def _status_offline(ctx: Any) -> dict[str, Any]:
     """Status from ``state.db`` when no daemon runs (read-only view, no network)."""
+    from traceagent.sinks.base import ErrorKind, SinkError
     from traceagent.sinks.keys import DestinationError, parse_destination
     from traceagent.sinks.local import LocalFolderSink
     from traceagent.sync.engine import Engine
 
-    def current_sink() -> Any:  # the engine asks for a sink only if it has none; it has one below
-        return engine._sink
+    def current_sink() -> Any:  # never asked: a read-only view shows links, it uploads nothing
+        raise SinkError("The offline status does not connect.", kind=ErrorKind.FATAL)
 
     engine = Engine(ctx.paths, ctx.settings, current_sink, environ=ctx.environ, read_only=True)
     engine._caught_up = True  # nothing is scanning: the state is what state.db says
@@ -420,10 +421,10 @@ def _status_offline(ctx: Any) -> dict[str, Any]:
                 url_template=ctx.settings.viewer_url_template,
             )
             sink.learn_viewer_routes()  # links exactly as huggingface_hub renders them
-            engine._sink = sink
+            engine.show_destination(sink)
         else:
             folder = parsed.folder if parsed is not None else None
-            engine._sink = LocalFolderSink(folder or ctx.paths.default_bucket_dir)
+            engine.show_destination(LocalFolderSink(folder or ctx.paths.default_bucket_dir))
         st = engine.status().to_json()
     finally:
         engine.db.close()

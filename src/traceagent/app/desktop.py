@@ -30,6 +30,7 @@ class DesktopEngine(Engine):
             self._tracked,
             environ=ctx.environ,
             transform_factory=transform_factory(ctx),
+            link_sink=factory.link_sink,
         )
         self.ctx = ctx
         self._factory = factory

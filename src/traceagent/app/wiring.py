@@ -166,6 +166,28 @@ class SinkFactory:
 
         return HfSink(**spec)
 
+    def link_sink(self, previous: str | None) -> Sink | None:
+        """A sink for links only: the configured destination, else ``previous`` (the one used
+        last, from ``state.db``). No token lookup, no ``whoami``, no network, so the engine
+        can show the traces' links before its thread has connected (None: not known yet)."""
+        dest = self.ctx.settings.destination or previous
+        try:
+            parsed = parse_destination(dest) if dest else None
+        except ValueError:  # DestinationError: a value an older version stored
+            return None
+        if parsed is None:
+            return None
+        if parsed.folder is not None:
+            return LocalFolderSink(parsed.folder)
+        from traceagent.hub.sink import HfSink
+
+        return HfSink(
+            parsed.uri,
+            token=None,
+            endpoint=hf_endpoint(self.ctx),
+            url_template=self.ctx.settings.viewer_url_template,
+        )
+
     def fetch_whoami(self) -> Callable[[str, str | None], WhoAmI] | None:
         """How to ask the Hub who a token is: in the worker, or ``None`` for in-process."""
         if self.worker is None:

@@ -12,7 +12,6 @@ import datetime as dt
 import errno
 import logging
 import os
-import random
 import sqlite3
 import threading
 import time
@@ -28,8 +27,9 @@ from traceagent.memory import release_memory
 from traceagent.paths import AppPaths
 from traceagent.sinks.base import ErrorKind, Sink, SinkError
 from traceagent.sinks.keys import DestinationError, parse_destination
-from traceagent.status import AgentInfo, Status, SyncState, TraceInfo
+from traceagent.status import AgentInfo, Status, TraceInfo
 from traceagent.sync.debounce import Debouncer
+from traceagent.sync.health import Health
 from traceagent.sync.roots import RootMatch, match_root
 from traceagent.sync.scan import changed_files, pending_items, utf8_name, vanished
 from traceagent.sync.snapshot import Transform
@@ -39,17 +39,6 @@ from traceagent.sync.watcher import Watcher
 
 log = logging.getLogger(__name__)
 
-#: Queue-wide backoff after network errors: full jitter, 2 s doubling up to 10 minutes.
-BACKOFF_BASE = 2.0
-BACKOFF_CAP = 600.0
-#: While the token is rejected: how often to look whether it changed (cheap, local).
-AUTH_RECHECK = 30.0
-#: A destination that refuses writes (permissions, a file in the way) is probed again on this
-#: short backoff (2 s doubling, jittered, at most this): it heals within seconds of the fix.
-DESTINATION_RETRY_CAP = 20.0
-#: While ``state.db`` (or the spool beside it) cannot be written: a write is tried again on this
-#: backoff (2 s doubling up to this), then a catch-up rescan finds whatever changed meanwhile.
-STATE_RETRY_CAP = 30.0
 #: Lost file events (an inotify overflow) are logged once per burst: again only after this quiet.
 LOST_EVENTS_QUIET = 10.0
 
@@ -60,6 +49,9 @@ STATE_ERRORS = (sqlite3.Error, SpoolError)
 VERIFY_TIMEOUT = 570.0
 
 SinkFactory = Callable[[], Sink]
+#: A sink for links only, from the destination last used (``state.db``) or None: built without
+#: credentials or network, so front ends can show links before the engine thread connected.
+LinkSinkFactory = Callable[[str | None], "Sink | None"]
 TransformFactory = Callable[[str], "Transform | None"]
 Listener = Callable[[], None]
 
@@ -130,6 +122,26 @@ def _no_space(folder: Path) -> bool:
         return False
 
 
+@dataclasses.dataclass(frozen=True)
+class SinkView:
+    """What front ends show of a sink: its location, kind and links (never the sink itself).
+
+    Published by the thread that owns the sink (the engine thread) each time it builds one;
+    front ends only read it, so they never build a sink (a keyring lookup, a ``whoami``) or
+    race the engine thread for it. The links are pure functions of the destination.
+    """
+
+    location: str
+    kind: str
+    url_for: Callable[[str], str]
+    browse_url: Callable[[], str]
+
+    @classmethod
+    def of(cls, sink: Sink) -> SinkView:
+        """The view of ``sink`` (its links stay those it renders, learned routes included)."""
+        return cls(sink.location, sink.kind, sink.url_for, sink.browse_url)
+
+
 def _same_destination(a: str, b: str) -> bool:
     """Two spellings of one destination (``hf://buckets/a/b/`` and ``hf://buckets/a/b``)."""
     try:
@@ -151,6 +163,7 @@ class Engine:
         transform_factory: TransformFactory | None = None,
         clock: Callable[[], float] = time.time,
         read_only: bool = False,
+        link_sink: LinkSinkFactory | None = None,
     ) -> None:
         self.paths = paths
         self.settings = settings
@@ -177,14 +190,17 @@ class Engine:
         self._lost_events_at = float("-inf")
         #: Changed paths that could not be queued in ``state.db`` yet (a failed write).
         self._unsaved: dict[Path, None] = {}
-        #: Why ``state.db`` cannot be written right now (None: it can).
-        self._state_error: str | None = None
-        self._state_failures = 0
         self._thread: threading.Thread | None = None
         self._watcher: Watcher | None = None
         self._listeners: list[Listener] = []
+        #: The sink: built, used, replaced and closed by the engine thread only (the thread
+        #: that runs the engine: the worker, or the caller of the foreground ``run_pass``).
         self._sink: Sink | None = None
         self._sink_ready = False
+        #: ``reload_sink`` was asked (from any thread): the engine thread drops the old sink.
+        self._sink_stale = False
+        #: What front ends read of the sink (see :class:`SinkView`).
+        self._view: SinkView | None = None
         #: A new sink is being built after a sign-in or a new destination: "Syncing", not "Up to
         #: date" (the old destination's counts would say that until the uploads are reset).
         self._connecting = False
@@ -196,16 +212,8 @@ class Engine:
         #: How often the destination turned out to be replaced (a verification reports it).
         self._replaced = 0
         self._uploading = 0
-        self._backoff_until = 0.0
-        self._backoff_failures = 0
-        self._offline_error: str | None = None
-        #: Why the destination refuses writes right now (None: it accepts them).
-        self._destination_error: str | None = None
-        self._destination_failures = 0
-        self._auth_error: str | None = None
-        self._auth_fingerprint: str | None = None
-        self._fatal_error: str | None = None
-        self._last_error: str | None = self.db.get("last_error")
+        #: The error reaction (backoff, waiting for a new token, fatal stop, what to show).
+        self._health = Health(self.db.get("last_error"))
         self._transforms: dict[str, Transform | None] = {}
         self.uploader = Uploader(
             self.db,
@@ -217,6 +225,8 @@ class Engine:
         )
         self.signed_in_as: str | None = None
         self._paused_until = self._load_pause()
+        if link_sink is not None:
+            self.show_destination(link_sink(self.db.get("destination")))
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -295,9 +305,8 @@ class Engine:
         with self._cond:
             ready = self._debouncer.pop_all()
             self._scan_requests.extend((r, r.path) for r in self.roots)
-            self._backoff_until = 0.0
-            self._fatal_error = None
-            self._sink_ready = self._sink_ready and self._auth_error is None
+            self._health.sync_now()
+            self._sink_ready = self._sink_ready and not self._health.waiting_for_token
             self._identity_due = True  # "Sync now" also asks whether the destination is still ours
         try:
             self._enqueue(ready)
@@ -309,18 +318,12 @@ class Engine:
     def reload_sink(self) -> None:
         """The token or destination changed: build the sink again and retry everything."""
         with self._cond:
-            old, self._sink = self._sink, None
+            self._sink_stale = True  # the engine thread drops the old sink (it may be uploading)
             self._sink_ready = False
             self._connecting = True
             self._transforms.clear()
-            self._auth_error = None
-            self._fatal_error = None
-            self._destination_error = None
-            self._destination_failures = 0
-            self._backoff_until = 0.0
+            self._health.reload()
             self._identity_due = True
-        if old is not None:
-            old.close()
         self.db.release_all()
         self._poke()
 
@@ -416,7 +419,6 @@ class Engine:
     # -- the worker ----------------------------------------------------------------------------
 
     def _run(self) -> None:
-        failures = 0
         while True:
             try:
                 self._recover()
@@ -427,17 +429,15 @@ class Engine:
             except STATE_ERRORS as e:
                 # state.db (or the spool) cannot be written: keep what was seen, say so, retry.
                 self._state_failed(e)
-                self._state_failures += 1
-                delay = min(STATE_RETRY_CAP, BACKOFF_BASE * 2 ** (self._state_failures - 1))
+                with self._cond:
+                    delay = self._health.state_retry_delay()
             except Exception:
                 # A bug must not end syncing for good: log it, back off, carry on.
-                failures += 1
                 log.exception("Unexpected error in the sync engine; retrying")
-                self._last_error = "Unexpected error in the sync engine; see the log."
                 with self._cond:
+                    delay = self._health.crashed()
                     self._request_catch_up()  # what it was doing may be lost: look again
                 self._changed()
-                delay = min(BACKOFF_CAP, BACKOFF_BASE * 2**failures)
             if self._pause_worker(delay):
                 return
 
@@ -455,7 +455,7 @@ class Engine:
 
     def _recover(self) -> None:
         """Before the loop: check that state writes work again, then catch up if asked to."""
-        if self._state_error is not None:
+        if self._health.state_error is not None:
             # Real writes, so recovery is not claimed while the disk is still full.
             self.db.put("write_check", repr(self._clock()))
             self.db.put("write_check", None)
@@ -468,18 +468,17 @@ class Engine:
             self._enqueue([])  # the paths kept in memory meanwhile
         if not self._caught_up:
             self.catch_up()
-        if self._state_error is not None:
+        if self._health.state_error is not None:
+            with self._cond:
+                self._health.state_recovered()
             log.info("The state folder %s can be written again; caught up", self.paths.state_dir)
-            self._state_error = None
-            self._state_failures = 0
             self._changed()
 
     def _state_failed(self, e: Exception) -> None:
         """A write to the state folder failed: say so (once), and catch up once it works."""
         message = state_error_message(e, self.paths)
         with self._cond:
-            first = self._state_error != message
-            self._state_error = message
+            first = self._health.state_failed(message)
             self._request_catch_up()
         if first:
             log.error("%s", message)
@@ -524,28 +523,28 @@ class Engine:
         return None
 
     def _auth_recheck(self) -> None:
-        if self._auth_error is None or self._auth_fingerprint is None:
+        if not self._health.watching_token:
             return
-        if self.credentials_fingerprint() != self._auth_fingerprint:
+        if self._health.token_changed(self.credentials_fingerprint()):
             log.info("The Hugging Face token changed; retrying")
             self.reload_sink()
 
     def _sleep_time(self) -> float | None:
         """Seconds until something is due; None means sleep until an event (idle)."""
         now = self._clock()
-        deadlines = [d for d in (self._debouncer.next_deadline(),) if d is not None]
-        if self._auth_error is not None and self._auth_fingerprint is not None:
-            deadlines.append(now + AUTH_RECHECK)
+        deadlines = [
+            d for d in (self._debouncer.next_deadline(), self._health.recheck_at(now)) if d is not None
+        ]
         if self._paused_until is not None and self._paused_until != float("inf"):
             deadlines.append(self._paused_until)
         if self._identity_due and self._can_upload(now, ignore_backoff=True):
             # At start and after "Sync now" the destination is checked even with nothing due
             # (after a failed check: once the backoff is over).
-            deadlines.append(self._backoff_until)
+            deadlines.append(self._health.next_attempt())
         if self._can_upload(now, ignore_backoff=True):
             due = self.db.next_due_time(self._enabled_agents())
             if due is not None and due < NEVER:
-                deadlines.append(max(due, self._backoff_until))
+                deadlines.append(max(due, self._health.next_attempt()))
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - now)
@@ -557,9 +556,9 @@ class Engine:
             self._paused_until = None
             self.db.put("paused_until", None)
             log.info("Timed pause ended; sync resumed")
-        if self._auth_error or self._fatal_error or self._stopping:
+        if self._health.blocked() or self._stopping:
             return False
-        return ignore_backoff or now >= self._backoff_until
+        return ignore_backoff or self._health.may_upload(now)
 
     def catch_up(self) -> None:
         """Scan every root and queue what differs from what was uploaded (start-up, resume)."""
@@ -644,32 +643,38 @@ class Engine:
             return False
         assert self._sink is not None
         if self.uploader.upload_batch(self._sink, rows, result):
-            self._backoff_failures = 0
-            self._offline_error = None
-            if self._last_error is not None and result.uploaded:
+            with self._cond:
                 # Uploads work again: an old sink error is history, not the current state.
-                self._last_error = None
+                forget = self._health.uploaded(files=bool(result.uploaded))
+            if forget:
                 self.db.put("last_error", None)
         return True
 
     def _ensure_sink(self) -> bool:
-        if self._sink_ready:
+        if self._sink_ready and not self._sink_stale:
             return True
         try:
             ready = self._connect()
         finally:
             self._connecting = False
-        if ready and self._destination_error is not None:
-            assert self._sink is not None
-            log.info("The destination %s accepts writes again", self._sink.location)
-            self._destination_error = None
-            self._destination_failures = 0
+        if ready:
+            with self._cond:
+                healed = self._health.connected()
+            if healed:
+                assert self._sink is not None
+                log.info("The destination %s accepts writes again", self._sink.location)
         return ready
 
     def _connect(self) -> bool:
+        with self._cond:
+            stale, self._sink_stale = self._sink_stale, False
+        if stale and self._sink is not None:
+            old, self._sink = self._sink, None
+            old.close()
         try:
             if self._sink is None:
                 self._sink = self._sink_factory()
+                self._view = SinkView.of(self._sink)
             self._sink.ensure()
         except SinkError as e:
             self._handle_sink_error(e, [])
@@ -692,8 +697,7 @@ class Engine:
             self.db.put("destination", self._sink.location)
         if not self._check_identity():
             return False
-        self._sink_ready = True
-        self._offline_error = None
+        self._sink_ready = True  # the caller tells the health (``_ensure_sink``)
         return True
 
     def _check_identity(self) -> bool:
@@ -739,40 +743,19 @@ class Engine:
         return self._transforms[agent]
 
     def _handle_sink_error(self, e: SinkError, paths: list[str]) -> None:
-        self._last_error = e.message
         self.db.put("last_error", e.message)
-        if e.kind is ErrorKind.AUTH:
-            if self._auth_error is None:
-                log.error("%s", e.message)
-            self._auth_error = e.message
-            self._auth_fingerprint = self.credentials_fingerprint()
-            self._sink_ready = False
-        elif e.kind is ErrorKind.FATAL:
-            if self._fatal_error != e.message:
-                log.error("%s", e.message)
-            self._fatal_error = e.message
-            self._sink_ready = False
-        elif e.kind is ErrorKind.DESTINATION:
-            # The whole destination refuses writes: one state, named once, probed again soon
-            # (the sink's ensure() runs before the next upload); files keep no per-file error.
-            if self._destination_error != e.message:
-                log.error("%s; retrying until it accepts writes", e.message)
-            self._destination_error = e.message
-            self._sink_ready = False
-            self._destination_failures += 1
-            delay = min(DESTINATION_RETRY_CAP, BACKOFF_BASE * 2 ** (self._destination_failures - 1))
-            self._backoff_until = self._clock() + random.uniform(delay / 2, delay)
-        else:
-            self._backoff_failures += 1
-            delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (self._backoff_failures - 1))
-            delay = random.uniform(delay / 2, delay)
-            if e.retry_after:
-                delay = max(delay, e.retry_after)
-            self._backoff_until = self._clock() + delay
-            self._offline_error = e.message
-            log.warning("%s; retrying in %.0f s", e.message, delay)
-            if paths:
-                self.db.defer(paths, self._backoff_until)
+        # The fingerprint of the rejected token: a new one found later means "retry".
+        fingerprint = self.credentials_fingerprint() if e.kind is ErrorKind.AUTH else None
+        with self._cond:
+            reaction = self._health.sink_failed(
+                e.kind, e.message, self._clock(), retry_after=e.retry_after, fingerprint=fingerprint
+            )
+            if reaction.sink_unusable:
+                self._sink_ready = False
+        if reaction.log is not None:
+            log.log(reaction.level, "%s", reaction.log)
+        if reaction.defer_until is not None and paths:
+            self.db.defer(paths, reaction.defer_until)
         self._changed()
 
     # -- what the front ends show --------------------------------------------------------------
@@ -786,21 +769,12 @@ class Engine:
             uploading = self._uploading
         pending = debouncing + counts.get("pending", 0)
         paused = self.paused
-        if self._auth_error:
-            state = SyncState.SIGNIN_NEEDED
-        elif self._fatal_error or self._state_error or self._destination_error:
-            state = SyncState.ERROR
-        elif paused:
-            state = SyncState.PAUSED
-        elif self._offline_error:
-            state = SyncState.OFFLINE
-        elif uploading or pending or not self._caught_up or self._connecting or self._identity_due:
-            state = SyncState.SYNCING
-        else:
-            state = SyncState.UP_TO_DATE
+        busy = bool(uploading or pending or not self._caught_up or self._connecting or self._identity_due)
+        health = self._health
+        state = health.state(paused=paused, busy=busy)
         last = self.db.get("last_upload_at")
         recent = self.recent_traces(1)
-        sink = self._sink
+        view = self._view
         return Status(
             state=state,
             paused=paused,
@@ -808,23 +782,17 @@ class Engine:
             pending=pending,
             uploading=uploading,
             uploaded=counts.get("ok", 0) + counts.get("gone", 0),
-            destination=sink.location if sink else (self.settings.destination or ""),
-            destination_kind=sink.kind if sink else "",
-            destination_url=self._browse_url(sink),
+            destination=view.location if view else (self.settings.destination or ""),
+            destination_kind=view.kind if view else "",
+            destination_url=self._browse_url(view),
             agents=tuple(self.agents()),
             last_upload_at=float(last) if last else None,
-            last_error=self._auth_error
-            or self._fatal_error
-            or self._state_error
-            or self._destination_error
-            or self._offline_error
-            or (self.uploader.last_file_error if counts.get("error") else None)
-            or self._last_error,
+            last_error=health.shown_error(self.uploader.last_file_error if counts.get("error") else None),
             last_trace=recent[0] if recent else None,
             signed_in_as=self.signed_in_as,
             redactions=self.db.redaction_counts(),
             issues=counts.get("error", 0),
-            next_retry_at=self._backoff_until if self._offline_error or self._destination_error else None,
+            next_retry_at=health.next_retry_at(),
             pid=os.getpid(),
             running=self._thread is not None and self._thread.is_alive(),
         )
@@ -889,23 +857,29 @@ class Engine:
         return out
 
     @staticmethod
-    def _browse_url(sink: Sink | None) -> str:
+    def _browse_url(view: SinkView | None) -> str:
         try:
-            return sink.browse_url() if sink else ""
+            return view.browse_url() if view else ""
         except (ValueError, KeyError, IndexError):
             return ""
 
     def _url_for(self, key: str) -> str:
-        sink = self._sink
-        if sink is None:
-            try:
-                sink = self._sink = self._sink_factory()
-            except (SinkError, ValueError):
-                return ""
+        # Read only what the engine thread published: building the sink here would run the
+        # factory (keyring, whoami) on the caller's thread and race the engine thread.
+        view = self._view
+        if view is None:
+            return ""
         try:
-            return sink.url_for(key)
+            return view.url_for(key)
         except (ValueError, KeyError, IndexError):  # a broken viewer_url_template
             return ""
+
+    def show_destination(self, sink: Sink | None) -> None:
+        """Show ``sink``'s location and links until the engine thread builds its own sink (a
+        link-only sink: the offline ``status``, or the destination last used before the first
+        connect). Uploads never go through it; None leaves things as they are."""
+        if sink is not None:
+            self._view = SinkView.of(sink)
 
     # -- verification (``traceagent sync --verify``) ---------------------------------------------
 
@@ -916,7 +890,8 @@ class Engine:
         :meth:`request_verify`. Remote copies are never deleted or changed otherwise."""
         replaced = self._replaced
         if not self._ensure_sink() or not self._check_identity():
-            error = self._auth_error or self._fatal_error or self._offline_error
+            h = self._health
+            error = h.auth_error or h.fatal_error or h.offline_error
             return VerifyResult(error=error or "the destination is not usable right now")
         assert self._sink is not None
         try:
@@ -983,15 +958,9 @@ class Engine:
         while self._next_batch(result):
             if progress is not None:
                 progress(result.uploaded + result.unchanged + result.failed, total)
-            if self._offline_error or self._auth_error or self._fatal_error or self._destination_error:
+            if self._health.stop_error():
                 break
-        result.error = (
-            result.error
-            or self._auth_error
-            or self._fatal_error
-            or self._destination_error
-            or self._offline_error
-        )
+        result.error = result.error or self._health.stop_error()
         result.pending = self.db.counts(self._enabled_agents()).get("pending", 0)
         return result
 
