@@ -1,7 +1,7 @@
 """Entry point of the frozen builds: the macOS .app (py2app) and the Windows folder app (PyInstaller).
 
 Double-clicking the app runs the tray (``traceagent run``); with arguments it is the ``traceagent`` CLI,
-e.g. ``traceagent.app.wiring/Contents/MacOS/traceagent autostart enable``. Start-at-login entries written from a
+e.g. ``traceagent.app/Contents/MacOS/traceagent autostart enable``. Start-at-login entries written from a
 frozen build point at the build's own executable (see ``traceagent.autostart.executable_command``).
 """
 

@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
+from traceagent.entrypoints import WORKER_CHILD
 from traceagent.hub.auth import AuthError
 from traceagent.hub.sink import HfSink
 from traceagent.hub.whoami import WhoAmI
@@ -248,7 +249,7 @@ def _launch_subprocess(level: int) -> tuple[Connection, _Child]:
     ours, theirs = socket.socketpair()
     try:
         popen = subprocess.Popen(
-            [sys.executable, "-m", "traceagent.hub.worker_child", str(theirs.fileno()), str(level)],
+            [sys.executable, "-m", WORKER_CHILD, str(theirs.fileno()), str(level)],
             pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -314,7 +315,7 @@ class WorkerSink(Sink):
 
 
 def whoami_in(worker: HubWorker) -> Callable[[str, str | None], WhoAmI]:
-    """A ``fetch`` for :func:`traceagent.hub.auth.whoami_cached` that asks in ``worker``."""
+    """A ``fetch`` for :func:`traceagent.hub.whoami.whoami_cached` that asks in ``worker``."""
 
     def fetch(token: str, endpoint: str | None) -> WhoAmI:
         try:

@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from traceagent import icons
+from traceagent.entrypoints import SIGNIN_DIALOG
 from traceagent.icons import IconState
 from traceagent.tray import model as traymodel
 from traceagent.tray.backend import choose_backend, wait_for_tray_host
@@ -372,7 +373,7 @@ class TrayApp:
 
     def _ask_token(self, error: str | None) -> tuple[str | None, int]:
         """Run the dialog subprocess: (token or None, exit code)."""
-        cmd = [sys.executable, "-m", "traceagent.tray.signin_dialog"]
+        cmd = [sys.executable, "-m", SIGNIN_DIALOG]
         if error:
             cmd += ["--error", error]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
