@@ -73,9 +73,11 @@ def handle_request(
     if cmd == "reload":
         engine.reload_sink()
         return {"ok": True}
+    # The command keeps its old name: `traceagent logout` from a newer CLI must still reach a daemon
+    # started before an upgrade (an unknown command would leave that daemon on the Hub destination).
     if cmd == "signed_out":
         if isinstance(engine, DesktopEngine):
-            engine.signed_out()
+            engine.mark_signed_out()
         else:
             engine.reload_sink()
         return {"ok": True}

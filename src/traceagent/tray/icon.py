@@ -138,7 +138,7 @@ class TrayApp:
 
     def compute_model(self) -> TrayModel:
         """Read the engine and build the model (any thread but the UI's: it may block)."""
-        return traymodel.build_model(traymodel.snapshot(self.engine))
+        return traymodel.build_model(traymodel.read_inputs(self.engine))
 
     def _image(self, state: IconState) -> Image.Image:
         return icons.load_icon(state, size=self._icon_size, variant=self._variant)
@@ -243,7 +243,7 @@ class TrayApp:
 
     def refresh(self) -> None:
         """Rebuild the model; post it to the UI only if it changed; notify new causes."""
-        inputs = traymodel.snapshot(self.engine)
+        inputs = traymodel.read_inputs(self.engine)
         model = traymodel.build_model(inputs)
         if model != self._computed:
             self._computed = model
