@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 class FrontEnd(Protocol):
-    """What the daemon needs of a front end (the tray module satisfies it)."""
+    """What the daemon needs of a front end (the module :mod:`traceagent.tray.icon` satisfies it)."""
 
     def run_tray(self, engine: Any, *, stop_requested: Callable[[], bool] | None = None) -> bool:
         """Show the front end on this (the main) thread until Quit; False when none can be shown."""

@@ -3,8 +3,9 @@
 ``huggingface_hub`` with its HTTP client and the ``hf_xet`` runtime cost the daemon about
 41 MB the first time they are used, and glibc keeps most of it after the upload is over
 (``bench/README.md``, figure 1). A tray daemon is idle nearly all day, so the daemon never
-imports them (at most ``huggingface_hub.constants``, for the default endpoint): a :class:`HubWorker` child process does every Hub call — ``whoami``, creating
-and checking the bucket, uploads — and exits after ``idle_exit_s`` seconds without work.
+imports them (at most ``huggingface_hub.constants``, for the default endpoint): a
+:class:`HubWorker` child process does every Hub call — ``whoami``, creating and checking the
+bucket, uploads — and exits after ``idle_exit_s`` seconds without work.
 The next upload starts a new one (about half a second; an active session uploads at least
 every ``max_delay_seconds``, so it keeps its worker). The child starts clean, with no copy
 of the daemon's threads or memory: ``python -m traceagent.hub.worker_child`` on POSIX,

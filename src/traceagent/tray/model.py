@@ -2,9 +2,9 @@
 
 Everything here is pure (no pystray, no display): :func:`read_inputs` reads the engine
 into :class:`TrayInputs`, :func:`build_model` turns those into a :class:`TrayModel` of frozen
-dataclasses, and :func:`perform` carries out a menu :class:`Action` on the engine. The tray compares models
-by value and rebuilds its native menu only when the model changed; the unit tests check
-every state without a display.
+dataclasses, and :func:`perform` carries out a menu :class:`Action` on the engine. The tray
+compares models by value and rebuilds its native menu only when the model changed; the unit
+tests check every state without a display.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ ERROR_MAX = 60
 
 
 class TrayEngine(Protocol):
-    """The part of ``traceagent.sync.engine.Engine`` the tray uses."""
+    """The part of :class:`~traceagent.app.desktop.DesktopEngine` the tray uses (a Protocol: tray/ never
+    imports app/)."""
 
     config_path: Path
     log_path: Path
