@@ -229,3 +229,34 @@ def test_the_macos_bundle_is_named_as_py2app_builds_it() -> None:
                 assert mention == bundle, (
                     f"{path.relative_to(REPO)} names {mention!r}, py2app builds {bundle!r}"
                 )
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [(entrypoints.SIGNIN_DIALOG, "Ask for a Hugging Face token"), (entrypoints.AUTOSTART, "Start traceagent at login")],
+)
+def test_a_frozen_app_runs_the_registered_modules(name: str, says: str) -> None:
+    """In a frozen build ``sys.executable`` is the app itself, so the tray's ``[sys.executable, "-m",
+    SIGNIN_DIALOG]`` reaches the frozen entry point: it must run the module, not the CLI (which
+    would refuse ``-m`` and the tray would say it cannot open the sign-in window)."""
+    result = subprocess.run(
+        [sys.executable, str(INSTALLERS / "app_entry.py"), "-m", name, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert says in result.stdout
+
+
+def test_a_frozen_app_runs_no_other_module() -> None:
+    """Only the registered modules: anything else after ``-m`` is the CLI's to refuse."""
+    result = subprocess.run(
+        [sys.executable, str(INSTALLERS / "app_entry.py"), "-m", "traceagent.sync.engine"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
