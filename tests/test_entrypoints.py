@@ -233,7 +233,10 @@ def test_the_macos_bundle_is_named_as_py2app_builds_it() -> None:
 
 @pytest.mark.parametrize(
     ("name", "says"),
-    [(entrypoints.SIGNIN_DIALOG, "Ask for a Hugging Face token"), (entrypoints.AUTOSTART, "Start traceagent at login")],
+    [
+        (entrypoints.SIGNIN_DIALOG, "Ask for a Hugging Face token"),
+        (entrypoints.AUTOSTART, "Start traceagent at login"),
+    ],
 )
 def test_a_frozen_app_runs_the_registered_modules(name: str, says: str) -> None:
     """In a frozen build ``sys.executable`` is the app itself, so the tray's ``[sys.executable, "-m",
