@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Build dist/traceagent.app.wiring with py2app (macOS only). Needs a Python 3.10+ from python.org or Homebrew
+# Build dist/traceagent.app with py2app (macOS only). Needs a Python 3.10+ from python.org or Homebrew
 # (PYTHON=/path/to/python3), and Xcode's command-line tools for `sips` and `iconutil`.
 #   installers/macos/build-app.sh
-#   cp -R dist/traceagent.app.wiring ~/Applications/
-#   ~/Applications/traceagent.app.wiring/Contents/MacOS/traceagent autostart enable
+#   cp -R dist/traceagent.app ~/Applications/
+#   ~/Applications/traceagent.app/Contents/MacOS/traceagent autostart enable
 set -euo pipefail
 
 [ "$(uname -s)" = Darwin ] || {
@@ -15,7 +15,7 @@ repo=$(cd "$here/../.." && pwd)
 build="$repo/build/macos-app"
 python=${PYTHON:-python3}
 
-rm -rf "$build" "$repo/dist/traceagent.app.wiring"
+rm -rf "$build" "$repo/dist/traceagent.app"
 mkdir -p "$build"
 "$python" -m venv "$build/venv"
 "$build/venv/bin/python" -m pip install --quiet --upgrade pip
@@ -40,5 +40,5 @@ fi
 
 cd "$build"
 "$build/venv/bin/python" "$here/setup_py2app.py" py2app --dist-dir "$repo/dist" --bdist-base "$build/bdist"
-"$repo/dist/traceagent.app.wiring/Contents/MacOS/traceagent" --version
-echo "built $repo/dist/traceagent.app.wiring"
+"$repo/dist/traceagent.app/Contents/MacOS/traceagent" --version
+echo "built $repo/dist/traceagent.app"

@@ -4,7 +4,7 @@
 #     ~/Library/Application Support/traceagent/venv linked as ~/.local/bin/traceagent;
 #   - start at login: ~/Library/LaunchAgents/io.github.traceagent.plist (starts at login, restarted after a crash),
 #     loaded now with launchctl unless --no-start.
-# For a double-clickable traceagent.app.wiring instead, see build-app.sh. Undo with uninstall.sh.
+# For a double-clickable traceagent.app instead, see build-app.sh. Undo with uninstall.sh.
 set -euo pipefail
 
 usage() {

@@ -1,4 +1,4 @@
-"""py2app recipe for ``traceagent.app.wiring``; run by ``installers/macos/build-app.sh`` (macOS only).
+"""py2app recipe for ``traceagent.app``; run by ``installers/macos/build-app.sh`` (macOS only).
 
 The bundle is a menu-bar agent (``LSUIElement``: no Dock icon) whose bundle identifier is the
 LaunchAgent label, so macOS's Login Items list shows it by name.

@@ -1,7 +1,8 @@
-"""The engine's explicit state machine and the status snapshot every front end shows.
+"""What every front end shows: the sync states (:class:`SyncState`) and the :class:`Status` snapshot.
 
-The tray, ``traceagent status`` and notifications all read a :class:`Status`; none of them
-derive anything from log lines (Maestral's shortcoming we avoid).
+Plain data, no behaviour: the engine (:mod:`traceagent.sync.engine`) decides which state it is in
+and fills a :class:`Status`. The tray, ``traceagent status`` and notifications all read one; none
+of them derive anything from log lines (Maestral's shortcoming we avoid).
 """
 
 from __future__ import annotations

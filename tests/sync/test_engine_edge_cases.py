@@ -179,7 +179,7 @@ def test_an_unreadable_token_does_not_switch_a_hub_user_to_the_local_folder(env:
         assert st.state is SyncState.SIGNIN_NEEDED and "keyring" in (st.last_error or "")
         assert not bucket_dir(env).exists()
         # An explicit sign-out makes the local folder the destination, on purpose.
-        engine.signed_out()
+        engine.mark_signed_out()
         assert engine._ensure_sink() is True
         assert engine.status().destination == str(bucket_dir(env))
     finally:

@@ -174,7 +174,7 @@ def _rows_for(status_fields: dict[str, Any]) -> list[str]:
 
     engine = FakeEngine()
     engine.set(**status_fields)
-    model = traymodel.build_model(traymodel.snapshot(engine))
+    model = traymodel.build_model(traymodel.read_inputs(engine))
     return [e.key for e in traymodel.flat_rows(model.menu)]
 
 

@@ -414,10 +414,10 @@ def test_every_menu_action_is_performable_or_ui(tmp_path: Path, monkeypatch: pyt
             assert len(engine.calls) == 1, (state, e.key)
 
 
-def test_snapshot_reads_the_engine(tmp_path: Path) -> None:
+def test_read_inputs_reads_the_engine(tmp_path: Path) -> None:
     engine = FakeEngine(home=tmp_path)
     engine.autostart = None
-    inputs = traymodel.snapshot(engine, now=NOW)
+    inputs = traymodel.read_inputs(engine, now=NOW)
     assert inputs.status == engine.status()
     assert inputs.recent == tuple(engine.traces)
     assert inputs.autostart is None
@@ -427,4 +427,4 @@ def test_snapshot_reads_the_engine(tmp_path: Path) -> None:
         raise OSError("registry unreadable")
 
     engine.autostart_enabled = broken  # type: ignore[method-assign]
-    assert traymodel.snapshot(engine, now=NOW).autostart is None
+    assert traymodel.read_inputs(engine, now=NOW).autostart is None

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 class FrontEnd(Protocol):
-    """What the daemon needs of a front end (the tray module satisfies it)."""
+    """What the daemon needs of a front end (the module :mod:`traceagent.tray.icon` satisfies it)."""
 
     def run_tray(self, engine: Any, *, stop_requested: Callable[[], bool] | None = None) -> bool:
         """Show the front end on this (the main) thread until Quit; False when none can be shown."""
@@ -73,9 +73,11 @@ def handle_request(
     if cmd == "reload":
         engine.reload_sink()
         return {"ok": True}
+    # The command keeps its old name: `traceagent logout` from a newer CLI must still reach a daemon
+    # started before an upgrade (an unknown command would leave that daemon on the Hub destination).
     if cmd == "signed_out":
         if isinstance(engine, DesktopEngine):
-            engine.signed_out()
+            engine.mark_signed_out()
         else:
             engine.reload_sink()
         return {"ok": True}

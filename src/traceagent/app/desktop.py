@@ -27,7 +27,7 @@ class DesktopEngine(Engine):
         super().__init__(
             ctx.paths,
             ctx.settings,
-            self._tracked,
+            self._make_sink,
             environ=ctx.environ,
             transform_factory=transform_factory(ctx),
             link_sink=factory.link_sink,
@@ -37,9 +37,11 @@ class DesktopEngine(Engine):
         self.config_path: Path = ctx.paths.config_file
         self.log_path: Path = ctx.paths.log_file
 
-    def _tracked(self) -> Sink:
+    def _make_sink(self) -> Sink:
+        """The engine's sink factory: the destination decision, fed what state.db remembers."""
         self._factory.previous = self.db.get("destination")
-        self._factory.signed_out = self.db.get("signed_out") == "1"
+        # "signed_out" is a key in users' state.db files: it keeps its name.
+        self._factory.explicitly_signed_out = self.db.get("signed_out") == "1"
         sink = self._factory()
         if self._factory.signed_in_as is not None:
             self.db.put("signed_out", None)
@@ -80,9 +82,9 @@ class DesktopEngine(Engine):
 
         removed = auth.delete_token(self.ctx.environ)
         log.info("Signed out%s", f" (removed from {', '.join(removed)})" if removed else "")
-        self.signed_out()
+        self.mark_signed_out()
 
-    def signed_out(self) -> None:
+    def mark_signed_out(self) -> None:
         """The user signed out on purpose: the local folder is the destination from now on."""
         self.db.put("signed_out", "1")
         self.reload_sink()

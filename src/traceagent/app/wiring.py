@@ -109,7 +109,7 @@ class SinkFactory:
         #: cannot be read right now (locked keyring) must not be switched to the local folder.
         self.previous: str | None = None
         #: Set after an explicit sign-out: then the local folder is what the user wants.
-        self.signed_out = False
+        self.explicitly_signed_out = False
         self._adopt_tried = False
 
     def __call__(self) -> Sink:
@@ -119,7 +119,7 @@ class SinkFactory:
         dest = ctx.settings.destination
         token_info = auth.find_token(ctx.environ)
         previous_hub = bool(self.previous and self.previous.startswith("hf://"))
-        if token_info is None and previous_hub and not self._adopt_tried and not self.signed_out:
+        if token_info is None and previous_hub and not self._adopt_tried and not self.explicitly_signed_out:
             # A Hub user signed in by an older traceagent: its keyring item has no marker yet.
             self._adopt_tried = True
             token_info = auth.adopt_keyring_token(ctx.environ)
@@ -128,7 +128,7 @@ class SinkFactory:
         if parsed is not None and parsed.folder is not None:
             return LocalFolderSink(parsed.folder)
         if token_info is None:
-            if not dest and not self.signed_out and self.previous and self.previous.startswith("hf://"):
+            if not dest and not self.explicitly_signed_out and previous_hub:
                 raise SinkError(
                     f"No Hugging Face token was found for {self.previous} (is the keyring locked?). "
                     "Sign in again, or run `traceagent logout` to keep traces in the local folder.",

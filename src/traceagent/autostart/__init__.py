@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from traceagent import templates
+from traceagent import entrypoints, templates
 from traceagent.autostart._entries import (
     APP_NAME,
     Backend,
@@ -185,7 +185,7 @@ def _python_program() -> list[str]:
             python = pythonw  # no console window at login
     if _is_ephemeral(str(python)):
         log.warning("autostart will run %s, which lives in a temporary place; install traceagent", python)
-    return [str(python), "-m", APP_NAME]
+    return [str(python), "-m", entrypoints.CLI]
 
 
 def _program() -> list[str]:

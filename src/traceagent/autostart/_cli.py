@@ -19,6 +19,7 @@ from pathlib import Path
 from traceagent import autostart, templates
 from traceagent.autostart import AutostartStatus
 from traceagent.autostart._entries import write_file
+from traceagent.entrypoints import AUTOSTART
 
 
 def _print_status(st: AutostartStatus, as_json: bool) -> None:
@@ -40,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``launcher install [--icon PNG]``, ``launcher remove``.
     """
     parser = argparse.ArgumentParser(
-        prog="python -m traceagent.autostart",
+        prog=f"python -m {AUTOSTART}",
         description="Start traceagent at login (installers' entry point).",
     )
     sub = parser.add_subparsers(dest="action", required=True)

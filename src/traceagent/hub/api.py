@@ -1,6 +1,7 @@
-"""Talking to the Hub through ``huggingface_hub``: bucket URIs and key rules (both defined in
-:mod:`traceagent.sinks.keys`), the error
-funnel, and HTTP timeouts. Used by the sink (:mod:`traceagent.hub.sink`), ``auth`` and ``doctor``.
+"""Talking to the Hub through ``huggingface_hub``: the error funnel, HTTP timeouts, and the bucket
+URI split into the parts the Hub client wants (the key and destination rules themselves are
+:mod:`traceagent.sinks.keys`). Used by the sink (:mod:`traceagent.hub.sink`),
+:mod:`traceagent.hub.whoami` and :mod:`traceagent.doctor`.
 
 Every failure becomes one :class:`~traceagent.sinks.base.SinkError` with an
 :class:`~traceagent.sinks.base.ErrorKind` the engine acts on:

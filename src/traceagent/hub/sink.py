@@ -7,7 +7,7 @@ the same mtime as ``hf sync`` would, and a later ``hf sync`` sees the file as up
 
 Every failure is funnelled into one :class:`~traceagent.sinks.base.SinkError` whose
 :class:`~traceagent.sinks.base.ErrorKind` the engine acts on (the table is in
-:mod:`traceagent.hub.api`, with the URI and key rules).
+:mod:`traceagent.hub.api`; the URI and key rules are :mod:`traceagent.sinks.keys`).
 
 ``huggingface_hub`` is imported lazily: importing this module costs nothing.
 """

@@ -3,8 +3,9 @@
 ``huggingface_hub`` with its HTTP client and the ``hf_xet`` runtime cost the daemon about
 41 MB the first time they are used, and glibc keeps most of it after the upload is over
 (``bench/README.md``, figure 1). A tray daemon is idle nearly all day, so the daemon never
-imports them (at most ``huggingface_hub.constants``, for the default endpoint): a :class:`HubWorker` child process does every Hub call — ``whoami``, creating
-and checking the bucket, uploads — and exits after ``idle_exit_s`` seconds without work.
+imports them (at most ``huggingface_hub.constants``, for the default endpoint): a
+:class:`HubWorker` child process does every Hub call — ``whoami``, creating and checking the
+bucket, uploads — and exits after ``idle_exit_s`` seconds without work.
 The next upload starts a new one (about half a second; an active session uploads at least
 every ``max_delay_seconds``, so it keeps its worker). The child starts clean, with no copy
 of the daemon's threads or memory: ``python -m traceagent.hub.worker_child`` on POSIX,
@@ -35,6 +36,7 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
+from traceagent.entrypoints import WORKER_CHILD
 from traceagent.hub.auth import AuthError
 from traceagent.hub.sink import HfSink
 from traceagent.hub.whoami import WhoAmI
@@ -248,7 +250,7 @@ def _launch_subprocess(level: int) -> tuple[Connection, _Child]:
     ours, theirs = socket.socketpair()
     try:
         popen = subprocess.Popen(
-            [sys.executable, "-m", "traceagent.hub.worker_child", str(theirs.fileno()), str(level)],
+            [sys.executable, "-m", WORKER_CHILD, str(theirs.fileno()), str(level)],
             pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -314,7 +316,7 @@ class WorkerSink(Sink):
 
 
 def whoami_in(worker: HubWorker) -> Callable[[str, str | None], WhoAmI]:
-    """A ``fetch`` for :func:`traceagent.hub.auth.whoami_cached` that asks in ``worker``."""
+    """A ``fetch`` for :func:`traceagent.hub.whoami.whoami_cached` that asks in ``worker``."""
 
     def fetch(token: str, endpoint: str | None) -> WhoAmI:
         try:

@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from traceagent import icons
+from traceagent.entrypoints import SIGNIN_DIALOG
 from traceagent.icons import IconState
 from traceagent.tray import model as traymodel
 from traceagent.tray.backend import choose_backend, wait_for_tray_host
@@ -137,7 +138,7 @@ class TrayApp:
 
     def compute_model(self) -> TrayModel:
         """Read the engine and build the model (any thread but the UI's: it may block)."""
-        return traymodel.build_model(traymodel.snapshot(self.engine))
+        return traymodel.build_model(traymodel.read_inputs(self.engine))
 
     def _image(self, state: IconState) -> Image.Image:
         return icons.load_icon(state, size=self._icon_size, variant=self._variant)
@@ -242,7 +243,7 @@ class TrayApp:
 
     def refresh(self) -> None:
         """Rebuild the model; post it to the UI only if it changed; notify new causes."""
-        inputs = traymodel.snapshot(self.engine)
+        inputs = traymodel.read_inputs(self.engine)
         model = traymodel.build_model(inputs)
         if model != self._computed:
             self._computed = model
@@ -372,7 +373,7 @@ class TrayApp:
 
     def _ask_token(self, error: str | None) -> tuple[str | None, int]:
         """Run the dialog subprocess: (token or None, exit code)."""
-        cmd = [sys.executable, "-m", "traceagent.tray.signin_dialog"]
+        cmd = [sys.executable, "-m", SIGNIN_DIALOG]
         if error:
             cmd += ["--error", error]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)

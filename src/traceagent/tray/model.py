@@ -1,10 +1,10 @@
 """The tray as plain data: which icon, which tooltip, which menu, which notifications.
 
-Everything here is pure (no pystray, no display): :func:`build_model` turns a
-:class:`TrayInputs` snapshot into a :class:`TrayModel` of frozen dataclasses, and
-:func:`perform` carries out a menu :class:`Action` on the engine. The tray compares models
-by value and rebuilds its native menu only when the model changed; the unit tests check
-every state without a display.
+Everything here is pure (no pystray, no display): :func:`read_inputs` reads the engine
+into :class:`TrayInputs`, :func:`build_model` turns those into a :class:`TrayModel` of frozen
+dataclasses, and :func:`perform` carries out a menu :class:`Action` on the engine. The tray
+compares models by value and rebuilds its native menu only when the model changed; the unit
+tests check every state without a display.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ ERROR_MAX = 60
 
 
 class TrayEngine(Protocol):
-    """The part of ``traceagent.sync.engine.Engine`` the tray uses."""
+    """The part of :class:`~traceagent.app.desktop.DesktopEngine` the tray uses (a Protocol: tray/ never
+    imports app/)."""
 
     config_path: Path
     log_path: Path
@@ -365,7 +366,7 @@ def _account_entries(status: Status) -> list[MenuEntry]:
 
 
 def build_model(inputs: TrayInputs) -> TrayModel:
-    """The whole tray for one snapshot. Pure: same inputs, equal model."""
+    """The whole tray for one reading of the engine. Pure: same inputs, equal model."""
     status = inputs.status
     line = status_line(status, inputs.now)
     last = status.last_trace
@@ -434,7 +435,7 @@ def build_model(inputs: TrayInputs) -> TrayModel:
     )
 
 
-def snapshot(engine: TrayEngine, now: float | None = None) -> TrayInputs:
+def read_inputs(engine: TrayEngine, now: float | None = None) -> TrayInputs:
     """Read everything :func:`build_model` needs from the engine (may block briefly)."""
     try:
         autostart = engine.autostart_enabled()
