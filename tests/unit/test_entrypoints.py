@@ -28,7 +28,7 @@ except ModuleNotFoundError:  # Python 3.10
 from traceagent import entrypoints
 
 THIS = Path(__file__).resolve()
-REPO = THIS.parents[1]
+REPO = THIS.parents[2]
 INSTALLERS = REPO / "installers"
 
 # ``traceagent.<x>`` where <x> is a file suffix, not a module: traceagent.log, traceagent.service, ...
