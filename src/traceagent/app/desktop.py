@@ -37,11 +37,11 @@ class DesktopEngine(Engine):
         self.log_path: Path = ctx.paths.log_file
 
     def _tracked(self) -> Sink:
-        self._factory.previous = self.db.get("destination")
-        self._factory.signed_out = self.db.get("signed_out") == "1"
+        self._factory.previous = self.db.destination
+        self._factory.signed_out = self.db.signed_out
         sink = self._factory()
         if self._factory.signed_in_as is not None:
-            self.db.put("signed_out", None)
+            self.db.signed_out = False
         self.signed_in_as = self._factory.signed_in_as
         return sink
 
@@ -83,7 +83,7 @@ class DesktopEngine(Engine):
 
     def signed_out(self) -> None:
         """The user signed out on purpose: the local folder is the destination from now on."""
-        self.db.put("signed_out", "1")
+        self.db.signed_out = True
         self.reload_sink()
 
     def open_url(self, url: str) -> None:

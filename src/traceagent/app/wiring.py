@@ -18,7 +18,7 @@ from traceagent.config import Settings, load_settings
 from traceagent.errors import UserError
 from traceagent.paths import AppPaths, app_paths
 from traceagent.sinks.base import ErrorKind, Sink, SinkError
-from traceagent.sinks.keys import parse_destination
+from traceagent.sinks.keys import DestinationError, parse_destination
 from traceagent.sinks.local import LocalFolderSink
 from traceagent.sync.snapshot import Transform
 
@@ -156,6 +156,26 @@ class SinkFactory:
             self.worker.close()
 
 
+def view_sink(ctx: Context, used_last: str | None) -> Sink:
+    """The sink a read-only status shows (no token, no network): the configured destination,
+    else ``used_last`` (the one the daemon used last, from ``state.db``), for its links."""
+    dest = ctx.settings.destination or used_last
+    try:
+        parsed = parse_destination(dest) if dest else None
+    except DestinationError:  # a value an older version stored: shown as it is, with no links
+        parsed = None
+    if parsed is not None and parsed.is_hub:
+        from traceagent.hub.sink import HfSink
+
+        sink = HfSink(
+            parsed.uri, token=None, endpoint=hf_endpoint(ctx), url_template=ctx.settings.viewer_url_template
+        )
+        sink.learn_viewer_routes()  # links exactly as huggingface_hub renders them
+        return sink
+    folder = parsed.folder if parsed is not None else None
+    return LocalFolderSink(folder or ctx.paths.default_bucket_dir)
+
+
 def transform_factory(ctx: Context) -> Any:
     """Per-agent redaction (on by default; ``redact = false`` globally or per agent)."""
     cache: dict[str, Any] = {}
@@ -195,4 +215,5 @@ __all__ = [
     "hf_endpoint",
     "load_context",
     "transform_factory",
+    "view_sink",
 ]

@@ -205,7 +205,7 @@ class Engine:
         self._auth_error: str | None = None
         self._auth_fingerprint: str | None = None
         self._fatal_error: str | None = None
-        self._last_error: str | None = self.db.get("last_error")
+        self._last_error: str | None = self.db.last_error
         self._transforms: dict[str, Transform | None] = {}
         self.uploader = Uploader(
             self.db,
@@ -217,6 +217,27 @@ class Engine:
         )
         self.signed_in_as: str | None = None
         self._paused_until = self._load_pause()
+
+    @classmethod
+    def read_only_view(
+        cls,
+        paths: AppPaths,
+        settings: Settings,
+        sink_for: Callable[[str | None], Sink],
+        *,
+        environ: Mapping[str, str] | None = None,
+    ) -> Engine:
+        """What ``state.db`` says, when no daemon runs: nothing on disk changes, nothing scans or
+        uploads. ``sink_for(destination used last)`` gives the sink whose location and links it
+        shows. Close it with ``view.db.close()``."""
+        view = cls(paths, settings, lambda: sink, environ=environ, read_only=True)
+        try:
+            sink = view._sink = sink_for(view.db.destination)
+        except BaseException:
+            view.db.close()
+            raise
+        view._caught_up = True  # nothing is scanning: the state is what state.db says
+        return view
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -273,7 +294,7 @@ class Engine:
     def pause(self, until: float | None = None) -> None:
         """Stop uploading (changes are still recorded). ``until`` is a Unix time, or None."""
         self._paused_until = float("inf") if until is None else until
-        self.db.put("paused_until", repr(self._paused_until))
+        self.db.paused_until = self._paused_until
         log.info(
             "Sync paused%s",
             "" if until is None else f" until {time.strftime('%H:%M', time.localtime(until))}",
@@ -284,7 +305,7 @@ class Engine:
         """Resume uploading at once."""
         was = self._paused_until
         self._paused_until = None
-        self.db.put("paused_until", None)
+        self.db.paused_until = None
         if was is not None:
             log.info("Sync resumed")
         self.db.release_all()
@@ -347,14 +368,8 @@ class Engine:
         self._changed()
 
     def _load_pause(self) -> float | None:
-        raw = self.db.get("paused_until")
-        if raw is None:
-            return None
-        try:
-            until = float(raw)
-        except ValueError:
-            return None
-        return None if until <= self._clock() else until
+        until = self.db.paused_until
+        return None if until is None or until <= self._clock() else until
 
     @property
     def paused(self) -> bool:
@@ -457,8 +472,7 @@ class Engine:
         """Before the loop: check that state writes work again, then catch up if asked to."""
         if self._state_error is not None:
             # Real writes, so recovery is not claimed while the disk is still full.
-            self.db.put("write_check", repr(self._clock()))
-            self.db.put("write_check", None)
+            self.db.check_writes(self._clock())
             probe = self.paths.spool_dir / ".write-check"
             try:
                 probe.write_bytes(b"\n")
@@ -555,7 +569,7 @@ class Engine:
             if self._paused_until > now:
                 return False
             self._paused_until = None
-            self.db.put("paused_until", None)
+            self.db.paused_until = None
             log.info("Timed pause ended; sync resumed")
         if self._auth_error or self._fatal_error or self._stopping:
             return False
@@ -649,7 +663,7 @@ class Engine:
             if self._last_error is not None and result.uploaded:
                 # Uploads work again: an old sink error is history, not the current state.
                 self._last_error = None
-                self.db.put("last_error", None)
+                self.db.last_error = None
         return True
 
     def _ensure_sink(self) -> bool:
@@ -679,7 +693,7 @@ class Engine:
                 SinkError(f"The destination is not usable: {e}", kind=ErrorKind.FATAL), []
             )
             return False
-        previous = self.db.get("destination")
+        previous = self.db.destination
         if previous != self._sink.location:
             if previous is not None and not _same_destination(previous, self._sink.location):
                 log.info(
@@ -688,8 +702,8 @@ class Engine:
                     self._sink.location,
                 )
                 self.db.reset_uploads()
-                self.db.put("destination_identity", None)  # the old destination's
-            self.db.put("destination", self._sink.location)
+                self.db.destination_identity = None  # the old destination's
+            self.db.destination = self._sink.location
         if not self._check_identity():
             return False
         self._sink_ready = True
@@ -710,7 +724,7 @@ class Engine:
         self._identity_due = False
         if current is None:
             return True
-        stored = self.db.get("destination_identity")
+        stored = self.db.destination_identity
         if stored != current:
             if stored is not None:
                 gone = self.db.counts().get("gone", 0)
@@ -723,7 +737,7 @@ class Engine:
                 self.db.reset_uploads()
                 self._replaced += 1
                 self._changed()
-            self.db.put("destination_identity", current)
+            self.db.destination_identity = current
         return True
 
     def _set_uploading(self, n: int) -> None:
@@ -740,7 +754,7 @@ class Engine:
 
     def _handle_sink_error(self, e: SinkError, paths: list[str]) -> None:
         self._last_error = e.message
-        self.db.put("last_error", e.message)
+        self.db.last_error = e.message
         if e.kind is ErrorKind.AUTH:
             if self._auth_error is None:
                 log.error("%s", e.message)
@@ -798,7 +812,7 @@ class Engine:
             state = SyncState.SYNCING
         else:
             state = SyncState.UP_TO_DATE
-        last = self.db.get("last_upload_at")
+        last = self.db.last_upload_at
         recent = self.recent_traces(1)
         sink = self._sink
         return Status(
@@ -812,7 +826,7 @@ class Engine:
             destination_kind=sink.kind if sink else "",
             destination_url=self._browse_url(sink),
             agents=tuple(self.agents()),
-            last_upload_at=float(last) if last else None,
+            last_upload_at=last,
             last_error=self._auth_error
             or self._fatal_error
             or self._state_error
