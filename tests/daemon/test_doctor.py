@@ -9,8 +9,8 @@ import keyring
 import pytest
 
 from hfsupport import READ_TOKEN, TOKEN, FakeHub, Isolated, MemoryKeyring, fake_hub, isolated_env
-from traceagent import doctor
-from traceagent.doctor import PROBE_KEY, Check, check_inotify, check_tray, run_checks
+from traceagent.cli import doctor
+from traceagent.cli.doctor import PROBE_KEY, Check, check_inotify, check_tray, run_checks
 from traceagent.hub.auth import TokenInfo
 
 __all__ = ["fake_hub", "isolated_env"]

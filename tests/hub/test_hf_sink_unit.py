@@ -459,7 +459,7 @@ def test_importing_the_sink_is_cheap() -> None:
     import sys
 
     code = (
-        "import sys, traceagent.hub.sink, traceagent.hub.worker, traceagent.hub.auth, traceagent.doctor;"
+        "import sys, traceagent.hub.sink, traceagent.hub.worker, traceagent.hub.auth, traceagent.cli.doctor;"
         "print([m for m in ('huggingface_hub', 'hf_xet', 'httpx2', 'keyring', 'pystray', 'gi') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -170,7 +170,7 @@ def test_an_unreadable_token_does_not_switch_a_hub_user_to_the_local_folder(env:
     ctx = load_context(env)
     ctx.paths.ensure()
     db = StateDB(ctx.paths.state_db)
-    db.put("destination", "hf://buckets/alice/agent-sessions")  # what the last run used
+    db.destination = "hf://buckets/alice/agent-sessions"  # what the last run used
     db.close()
     engine, _ = build_engine(ctx)  # no token anywhere now (a locked keyring looks the same)
     try:

@@ -39,12 +39,12 @@ class DesktopEngine(Engine):
 
     def _make_sink(self) -> Sink:
         """The engine's sink factory: the destination decision, fed what state.db remembers."""
-        self._factory.previous = self.db.get("destination")
+        self._factory.previous = self.db.destination
         # "signed_out" is a key in users' state.db files: it keeps its name.
-        self._factory.explicitly_signed_out = self.db.get("signed_out") == "1"
+        self._factory.explicitly_signed_out = self.db.signed_out
         sink = self._factory()
         if self._factory.signed_in_as is not None:
-            self.db.put("signed_out", None)
+            self.db.signed_out = False
         self.signed_in_as = self._factory.signed_in_as
         return sink
 
@@ -86,7 +86,7 @@ class DesktopEngine(Engine):
 
     def mark_signed_out(self) -> None:
         """The user signed out on purpose: the local folder is the destination from now on."""
-        self.db.put("signed_out", "1")
+        self.db.signed_out = True
         self.reload_sink()
 
     def open_url(self, url: str) -> None:

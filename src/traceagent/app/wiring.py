@@ -18,7 +18,7 @@ from traceagent.config import Settings, load_settings
 from traceagent.errors import UserError
 from traceagent.paths import AppPaths, app_paths
 from traceagent.sinks.base import ErrorKind, Sink, SinkError
-from traceagent.sinks.keys import parse_destination
+from traceagent.sinks.keys import DestinationError, parse_destination
 from traceagent.sinks.local import LocalFolderSink
 from traceagent.sync.snapshot import Transform
 
@@ -167,26 +167,9 @@ class SinkFactory:
         return HfSink(**spec)
 
     def link_sink(self, previous: str | None) -> Sink | None:
-        """A sink for links only: the configured destination, else ``previous`` (the one used
-        last, from ``state.db``). No token lookup, no ``whoami``, no network, so the engine
-        can show the traces' links before its thread has connected (None: not known yet)."""
-        dest = self.ctx.settings.destination or previous
-        try:
-            parsed = parse_destination(dest) if dest else None
-        except ValueError:  # DestinationError: a value an older version stored
-            return None
-        if parsed is None:
-            return None
-        if parsed.folder is not None:
-            return LocalFolderSink(parsed.folder)
-        from traceagent.hub.sink import HfSink
-
-        return HfSink(
-            parsed.uri,
-            token=None,
-            endpoint=hf_endpoint(self.ctx),
-            url_template=self.ctx.settings.viewer_url_template,
-        )
+        """A sink for links only (see :func:`link_sink`), so the engine can show the traces'
+        links before its thread has connected."""
+        return link_sink(self.ctx, previous)
 
     def fetch_whoami(self) -> Callable[[str, str | None], WhoAmI] | None:
         """How to ask the Hub who a token is: in the worker, or ``None`` for in-process."""
@@ -200,6 +183,36 @@ class SinkFactory:
         """Stop the upload worker, if one runs."""
         if self.worker is not None:
             self.worker.close()
+
+
+def link_sink(ctx: Context, used_last: str | None, *, exact_routes: bool = False) -> Sink | None:
+    """A sink for links only: the configured destination, else ``used_last`` (the one used last,
+    from ``state.db``). No token lookup, no ``whoami``, no network; None when neither is known
+    or the value is one an older version stored. ``exact_routes``: Hub links exactly as
+    huggingface_hub renders them (imports it: for one-shot commands, not the daemon)."""
+    dest = ctx.settings.destination or used_last
+    try:
+        parsed = parse_destination(dest) if dest else None
+    except DestinationError:
+        return None
+    if parsed is None:
+        return None
+    if parsed.folder is not None:
+        return LocalFolderSink(parsed.folder)
+    from traceagent.hub.sink import HfSink
+
+    sink = HfSink(
+        parsed.uri, token=None, endpoint=hf_endpoint(ctx), url_template=ctx.settings.viewer_url_template
+    )
+    if exact_routes:
+        sink.learn_viewer_routes()
+    return sink
+
+
+def view_sink(ctx: Context, used_last: str | None) -> Sink:
+    """The sink a read-only status shows (no token, no network): :func:`link_sink`, else the
+    embedded local folder."""
+    return link_sink(ctx, used_last, exact_routes=True) or LocalFolderSink(ctx.paths.default_bucket_dir)
 
 
 def transform_factory(ctx: Context) -> Any:
@@ -236,6 +249,8 @@ __all__ = [
     "UserError",
     "build_redactor",
     "hf_endpoint",
+    "link_sink",
     "load_context",
     "transform_factory",
+    "view_sink",
 ]

@@ -1,7 +1,7 @@
 """Talking to the Hub through ``huggingface_hub``: the error funnel, HTTP timeouts, and the bucket
 URI split into the parts the Hub client wants (the key and destination rules themselves are
 :mod:`traceagent.sinks.keys`). Used by the sink (:mod:`traceagent.hub.sink`),
-:mod:`traceagent.hub.whoami` and :mod:`traceagent.doctor`.
+:mod:`traceagent.hub.whoami` and :mod:`traceagent.cli.doctor`.
 
 Every failure becomes one :class:`~traceagent.sinks.base.SinkError` with an
 :class:`~traceagent.sinks.base.ErrorKind` the engine acts on:

@@ -213,7 +213,7 @@ class Engine:
         self._replaced = 0
         self._uploading = 0
         #: The error reaction (backoff, waiting for a new token, fatal stop, what to show).
-        self._health = Health(self.db.get("last_error"))
+        self._health = Health(self.db.last_error)
         self._transforms: dict[str, Transform | None] = {}
         self.uploader = Uploader(
             self.db,
@@ -226,7 +226,32 @@ class Engine:
         self.signed_in_as: str | None = None
         self._paused_until = self._load_pause()
         if link_sink is not None:
-            self.show_destination(link_sink(self.db.get("destination")))
+            self.show_destination(link_sink(self.db.destination))
+
+    @classmethod
+    def read_only_view(
+        cls,
+        paths: AppPaths,
+        settings: Settings,
+        sink_for: Callable[[str | None], Sink],
+        *,
+        environ: Mapping[str, str] | None = None,
+    ) -> Engine:
+        """What ``state.db`` says, when no daemon runs: nothing on disk changes, nothing scans or
+        uploads. ``sink_for(destination used last)`` gives the sink whose location and links it
+        shows. Close it with ``view.db.close()``."""
+
+        def no_connect() -> Sink:  # a read-only view shows links; it never uploads
+            raise SinkError("The offline status does not connect.", kind=ErrorKind.FATAL)
+
+        view = cls(paths, settings, no_connect, environ=environ, read_only=True)
+        try:
+            view.show_destination(sink_for(view.db.destination))
+        except BaseException:
+            view.db.close()
+            raise
+        view._caught_up = True  # nothing is scanning: the state is what state.db says
+        return view
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -283,7 +308,7 @@ class Engine:
     def pause(self, until: float | None = None) -> None:
         """Stop uploading (changes are still recorded). ``until`` is a Unix time, or None."""
         self._paused_until = float("inf") if until is None else until
-        self.db.put("paused_until", repr(self._paused_until))
+        self.db.paused_until = self._paused_until
         log.info(
             "Sync paused%s",
             "" if until is None else f" until {time.strftime('%H:%M', time.localtime(until))}",
@@ -294,7 +319,7 @@ class Engine:
         """Resume uploading at once."""
         was = self._paused_until
         self._paused_until = None
-        self.db.put("paused_until", None)
+        self.db.paused_until = None
         if was is not None:
             log.info("Sync resumed")
         self.db.release_all()
@@ -350,14 +375,8 @@ class Engine:
         self._changed()
 
     def _load_pause(self) -> float | None:
-        raw = self.db.get("paused_until")
-        if raw is None:
-            return None
-        try:
-            until = float(raw)
-        except ValueError:
-            return None
-        return None if until <= self._clock() else until
+        until = self.db.paused_until
+        return None if until is None or until <= self._clock() else until
 
     @property
     def paused(self) -> bool:
@@ -457,8 +476,7 @@ class Engine:
         """Before the loop: check that state writes work again, then catch up if asked to."""
         if self._health.state_error is not None:
             # Real writes, so recovery is not claimed while the disk is still full.
-            self.db.put("write_check", repr(self._clock()))
-            self.db.put("write_check", None)
+            self.db.check_writes(self._clock())
             probe = self.paths.spool_dir / ".write-check"
             try:
                 probe.write_bytes(b"\n")
@@ -554,7 +572,7 @@ class Engine:
             if self._paused_until > now:
                 return False
             self._paused_until = None
-            self.db.put("paused_until", None)
+            self.db.paused_until = None
             log.info("Timed pause ended; sync resumed")
         if self._health.blocked() or self._stopping:
             return False
@@ -647,7 +665,7 @@ class Engine:
                 # Uploads work again: an old sink error is history, not the current state.
                 forget = self._health.uploaded(files=bool(result.uploaded))
             if forget:
-                self.db.put("last_error", None)
+                self.db.last_error = None
         return True
 
     def _ensure_sink(self) -> bool:
@@ -684,7 +702,7 @@ class Engine:
                 SinkError(f"The destination is not usable: {e}", kind=ErrorKind.FATAL), []
             )
             return False
-        previous = self.db.get("destination")
+        previous = self.db.destination
         if previous != self._sink.location:
             if previous is not None and not _same_destination(previous, self._sink.location):
                 log.info(
@@ -693,8 +711,8 @@ class Engine:
                     self._sink.location,
                 )
                 self.db.reset_uploads()
-                self.db.put("destination_identity", None)  # the old destination's
-            self.db.put("destination", self._sink.location)
+                self.db.destination_identity = None  # the old destination's
+            self.db.destination = self._sink.location
         if not self._check_identity():
             return False
         self._sink_ready = True  # the caller tells the health (``_ensure_sink``)
@@ -714,7 +732,7 @@ class Engine:
         self._identity_due = False
         if current is None:
             return True
-        stored = self.db.get("destination_identity")
+        stored = self.db.destination_identity
         if stored != current:
             if stored is not None:
                 gone = self.db.counts().get("gone", 0)
@@ -727,7 +745,7 @@ class Engine:
                 self.db.reset_uploads()
                 self._replaced += 1
                 self._changed()
-            self.db.put("destination_identity", current)
+            self.db.destination_identity = current
         return True
 
     def _set_uploading(self, n: int) -> None:
@@ -743,7 +761,7 @@ class Engine:
         return self._transforms[agent]
 
     def _handle_sink_error(self, e: SinkError, paths: list[str]) -> None:
-        self.db.put("last_error", e.message)
+        self.db.last_error = e.message
         # The fingerprint of the rejected token: a new one found later means "retry".
         fingerprint = self.credentials_fingerprint() if e.kind is ErrorKind.AUTH else None
         with self._cond:
@@ -772,7 +790,7 @@ class Engine:
         busy = bool(uploading or pending or not self._caught_up or self._connecting or self._identity_due)
         health = self._health
         state = health.state(paused=paused, busy=busy)
-        last = self.db.get("last_upload_at")
+        last = self.db.last_upload_at
         recent = self.recent_traces(1)
         view = self._view
         return Status(
@@ -786,7 +804,7 @@ class Engine:
             destination_kind=view.kind if view else "",
             destination_url=self._browse_url(view),
             agents=tuple(self.agents()),
-            last_upload_at=float(last) if last else None,
+            last_upload_at=last,
             last_error=health.shown_error(self.uploader.last_file_error if counts.get("error") else None),
             last_trace=recent[0] if recent else None,
             signed_in_as=self.signed_in_as,

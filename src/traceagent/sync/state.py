@@ -54,6 +54,20 @@ CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT);
 CREATE TABLE IF NOT EXISTS redactions (rule TEXT PRIMARY KEY, count INTEGER NOT NULL);
 """
 
+
+class _Kv:
+    """The keys of the ``kv`` table, each named here only (see the accessors of :class:`StateDB`)."""
+
+    SCHEMA = "schema"
+    PAUSED_UNTIL = "paused_until"
+    DESTINATION = "destination"
+    DESTINATION_IDENTITY = "destination_identity"
+    LAST_ERROR = "last_error"
+    LAST_UPLOAD_AT = "last_upload_at"
+    SIGNED_OUT = "signed_out"
+    WRITE_CHECK = "write_check"
+
+
 # Row statuses:
 #   pending  differs from the remote copy; queued
 #   ok       in step (a torn last line may be waiting, which is not a difference)
@@ -184,10 +198,10 @@ class StateDB:
             if "up_marks" not in columns:  # a state.db from before appends
                 conn.execute("ALTER TABLE files ADD COLUMN up_marks TEXT")
             conn.execute("CREATE INDEX IF NOT EXISTS files_source ON files(source)")
-            conn.execute("INSERT OR IGNORE INTO kv(k, v) VALUES('schema', ?)", (str(SCHEMA_VERSION),))
+            conn.execute("INSERT OR IGNORE INTO kv(k, v) VALUES(?, ?)", (_Kv.SCHEMA, str(SCHEMA_VERSION)))
             # SQLite opens a file it may not write (root-owned, chattr +i) read-only without a
             # word: a real write now finds that, not the first upload's bookkeeping.
-            conn.execute("UPDATE kv SET v = v WHERE k = 'schema'")
+            conn.execute("UPDATE kv SET v = v WHERE k = ?", (_Kv.SCHEMA,))
         except sqlite3.DatabaseError as e:
             if conn is not None:
                 conn.close()
@@ -290,20 +304,85 @@ class StateDB:
                 raise
 
     # -- key/value settings the machine keeps (pause, destination in use, ...) -----------------
+    # Each ``kv`` key is named once, in :class:`_Kv`; callers use the typed accessors below.
 
-    def get(self, key: str) -> str | None:
-        """A value of the ``kv`` table."""
+    def _get(self, key: str) -> str | None:
         with self._lock:
             row = self._conn.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
-    def put(self, key: str, value: str | None) -> None:
-        """Set (or with None delete) a value of the ``kv`` table."""
+    def _put(self, key: str, value: str | None) -> None:
         with self._lock:
             if value is None:
                 self._conn.execute("DELETE FROM kv WHERE k = ?", (key,))
             else:
                 self._conn.execute("INSERT OR REPLACE INTO kv(k, v) VALUES(?, ?)", (key, value))
+
+    def _get_float(self, key: str) -> float | None:
+        raw = self._get(key)
+        if raw is None:
+            return None
+        try:
+            return float(raw)
+        except ValueError:  # a value nobody should have written: read as absent
+            return None
+
+    @property
+    def paused_until(self) -> float | None:
+        """When a pause ends (Unix time; ``inf``: until resumed), None when not paused.
+
+        A pause that has ended already is still returned: the caller compares it with its clock."""
+        return self._get_float(_Kv.PAUSED_UNTIL)
+
+    @paused_until.setter
+    def paused_until(self, until: float | None) -> None:
+        self._put(_Kv.PAUSED_UNTIL, None if until is None else repr(float(until)))
+
+    @property
+    def destination(self) -> str | None:
+        """The destination (``Sink.location``) the uploads in the ledger went to."""
+        return self._get(_Kv.DESTINATION)
+
+    @destination.setter
+    def destination(self, location: str | None) -> None:
+        self._put(_Kv.DESTINATION, location)
+
+    @property
+    def destination_identity(self) -> str | None:
+        """The identity (``Sink.identity()``) of that destination, None when not known yet."""
+        return self._get(_Kv.DESTINATION_IDENTITY)
+
+    @destination_identity.setter
+    def destination_identity(self, identity: str | None) -> None:
+        self._put(_Kv.DESTINATION_IDENTITY, identity)
+
+    @property
+    def last_error(self) -> str | None:
+        """The last destination error, kept across restarts until uploads work again."""
+        return self._get(_Kv.LAST_ERROR)
+
+    @last_error.setter
+    def last_error(self, message: str | None) -> None:
+        self._put(_Kv.LAST_ERROR, message)
+
+    @property
+    def last_upload_at(self) -> float | None:
+        """When the last upload landed (Unix time; written by :meth:`record_uploaded`)."""
+        return self._get_float(_Kv.LAST_UPLOAD_AT)
+
+    @property
+    def signed_out(self) -> bool:
+        """The user signed out on purpose: the local folder is the destination until a sign-in."""
+        return self._get(_Kv.SIGNED_OUT) == "1"
+
+    @signed_out.setter
+    def signed_out(self, value: bool) -> None:
+        self._put(_Kv.SIGNED_OUT, "1" if value else None)
+
+    def check_writes(self, now: float) -> None:
+        """Write and delete a value: raises (disk full, read-only) while state writes fail."""
+        self._put(_Kv.WRITE_CHECK, repr(now))
+        self._put(_Kv.WRITE_CHECK, None)
 
     # -- files ---------------------------------------------------------------------------------
 
@@ -407,7 +486,7 @@ class StateDB:
                     "ON CONFLICT(rule) DO UPDATE SET count = count + excluded.count",
                     (rule, count),
                 )
-            c.execute("INSERT OR REPLACE INTO kv(k, v) VALUES('last_upload_at', ?)", (repr(now),))
+            c.execute("INSERT OR REPLACE INTO kv(k, v) VALUES(?, ?)", (_Kv.LAST_UPLOAD_AT, repr(now)))
 
     def record_error(
         self, path: str, message: str, retry_at: float, *, stat: tuple[int, int] | None = None

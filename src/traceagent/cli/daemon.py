@@ -1,4 +1,4 @@
-"""``traceagent``: the command line, a thin view over the engine and the running daemon."""
+"""``traceagent run | sync | status | agents | open-last | pause | resume``: the sync and the daemon."""
 
 from __future__ import annotations
 
@@ -11,13 +11,12 @@ import re
 import sys
 import time
 import webbrowser
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from traceagent.app.daemon import FrontEnd
 
-from traceagent import __version__
+from traceagent.cli.common import client, load_ctx
 from traceagent.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -52,138 +51,6 @@ def _ago(ts: float | None) -> str:
 
 def _clock(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts).strftime("%a %H:%M")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (exposed for the docs and tests)."""
-    p = argparse.ArgumentParser(
-        prog="traceagent",
-        description="Mirror your coding agents' session traces to a Hugging Face bucket.",
-    )
-    p.add_argument("--version", action="version", version=f"traceagent {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    run = sub.add_parser("run", help="the daemon: tray icon when a desktop is available, else headless")
-    run.add_argument("--headless", action="store_true", help="never show a tray icon")
-    run.add_argument(
-        "--if-not-running",
-        action="store_true",
-        help="exit 0 quietly when traceagent already runs (start at login)",
-    )
-    s = sub.add_parser("sync", help="one catch-up pass in the foreground")
-    s.add_argument("--dry-run", action="store_true", help="list what would be uploaded, upload nothing")
-    s.add_argument(
-        "--verify",
-        action="store_true",
-        help="also list the destination and send again every file missing there or of another size",
-    )
-    st = sub.add_parser("status", help="destination, state, counts, last upload, last trace")
-    st.add_argument("--json", action="store_true", help="one JSON object, for scripts")
-    sub.add_parser("agents", help="detected agents, their session folders and session counts")
-    ol = sub.add_parser("open-last", help="open the viewer page of the most recently updated trace")
-    ol.add_argument("--print", action="store_true", help="print the link instead of opening a browser")
-    pa = sub.add_parser("pause", help="pause uploads of the running daemon")
-    pa.add_argument(
-        "--for", dest="duration", metavar="DURATION", help="e.g. 30m, 1h, 4h (default: until resumed)"
-    )
-    sub.add_parser("resume", help="resume uploads")
-    li = sub.add_parser("login", help="store a Hugging Face token (write access) for traceagent")
-    li.add_argument("--token-stdin", action="store_true", help="read the token from standard input")
-    sub.add_parser("logout", help="remove traceagent's stored token")
-    sub.add_parser("doctor", help="check token, bucket privacy and access, keyring, tray and watch limits")
-    au = sub.add_parser("autostart", help="start traceagent at login")
-    au.add_argument("action", choices=["enable", "disable", "status"])
-    au.add_argument("--headless", action="store_true", help="with enable: start without a tray icon")
-    rd = sub.add_parser("redact", help="preview what redaction would hide in a file (nothing is changed)")
-    rd.add_argument("file")
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``traceagent`` command."""
-    import multiprocessing
-
-    multiprocessing.freeze_support()  # a frozen (PyInstaller) app is also the upload worker
-    args = build_parser().parse_args(argv)
-    command = args.command or "run"
-    name = f"cmd_{command.replace('-', '_')}"
-    if name in globals():
-        handler = globals()[name]
-    else:  # account and machine set-up: login, logout, doctor, autostart, redact
-        from traceagent import cli_setup
-
-        handler = getattr(cli_setup, name)
-    try:
-        return int(handler(args))
-    except UserError as e:
-        print(f"traceagent: {e.message}", file=sys.stderr)
-        return 1
-    except PermissionError as e:
-        # A root-owned, read-only or immutable file or folder (say after `sudo traceagent run`):
-        # one line with the path and the command that fixes it, never a traceback.
-        print(f"traceagent: {_access_line(e)}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        # `traceagent status | head`: the reader left; not an error worth a traceback.
-        sys.stderr.close()
-        return 0
-
-
-def _access_line(e: PermissionError, default: Any = None) -> str:
-    """One line for ``e``: its file (else ``default``) and the command that fixes it."""
-    from pathlib import Path
-
-    from traceagent.paths import access_problem, app_paths
-
-    filename = e.filename or default
-    if not filename:
-        return f"{e.strerror or e}: check the permissions of traceagent's folders."
-    try:
-        paths = app_paths()
-    except Exception:  # the folders cannot be resolved: name the file alone
-        paths = None
-    return access_problem(Path(filename), paths)
-
-
-# -- commands ------------------------------------------------------------------------------------
-
-
-def load_ctx() -> Any:
-    """Settings, paths and environment for this invocation."""
-    from traceagent.app.wiring import load_context
-
-    return load_context()
-
-
-def ask_daemon(ctx: Any, cmd: str, **kw: Any) -> dict[str, Any] | None:
-    """Ask the running daemon; None when it is not running."""
-    from traceagent.app import control
-
-    pid = control.running_pid(ctx.paths)
-    if pid is None:
-        return None
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            reply = control.request(ctx.paths, cmd, **kw)
-            break
-        except PermissionError as e:
-            # A daemon started with sudo: its control key is root's.
-            raise UserError(
-                f"traceagent is running (pid {pid}) as another user: stop it (sudo kill {pid}), then "
-                f"{_access_line(e, ctx.paths.control_address)}"
-            ) from None
-        except (ConnectionRefusedError, FileNotFoundError) as e:
-            # The daemon holds its lock a moment before its channel opens (start-up).
-            if time.monotonic() > deadline or control.running_pid(ctx.paths) is None:
-                raise UserError(f"traceagent is running but did not answer ({e}).") from None
-            time.sleep(0.1)
-        except (OSError, EOFError) as e:
-            raise UserError(f"traceagent is running but did not answer ({e}).") from None
-    if "error" in reply:
-        raise UserError(str(reply["error"]))
-    return reply
 
 
 def _tray_front_end() -> FrontEnd:
@@ -337,14 +204,15 @@ def _print_verify(checked: Any, dest: str, landed: set[str]) -> None:
 
 
 def _sync_via_daemon(ctx: Any, *, verify: bool = False) -> int:
-    if ask_daemon(ctx, "sync_now") is None:
+    daemon = client(ctx)
+    if daemon.request("sync_now") is None:
         raise UserError("traceagent stopped while asked to sync; run `traceagent sync` again.")
     print("traceagent is running; asked it to sync now.")
     checked = None
     if verify:
         from traceagent.sync.engine import VERIFY_TIMEOUT, VerifyResult
 
-        reply = ask_daemon(ctx, "verify", timeout=VERIFY_TIMEOUT + 30)
+        reply = daemon.request("verify", timeout=VERIFY_TIMEOUT + 30)
         if reply is None:
             raise UserError("traceagent stopped while verifying; run `traceagent sync --verify` again.")
         checked = VerifyResult.from_json(reply["verify"])
@@ -354,7 +222,7 @@ def _sync_via_daemon(ctx: Any, *, verify: bool = False) -> int:
     time.sleep(1.0)  # let the daemon take the request (rescan) before judging its state
     while time.monotonic() < deadline:
         time.sleep(0.5)
-        reply = ask_daemon(ctx, "status")
+        reply = daemon.request("status")
         if reply is None:
             raise UserError("traceagent stopped while syncing; run `traceagent sync` again.")
         st = reply["status"]
@@ -391,53 +259,9 @@ class _Progress:
         sys.stdout.write("\n")
 
 
-def _status_offline(ctx: Any) -> dict[str, Any]:
-    """Status from ``state.db`` when no daemon runs (read-only view, no network)."""
-    from traceagent.sinks.base import ErrorKind, SinkError
-    from traceagent.sinks.keys import DestinationError, parse_destination
-    from traceagent.sinks.local import LocalFolderSink
-    from traceagent.sync.engine import Engine
-
-    def current_sink() -> Any:  # never asked: a read-only view shows links, it uploads nothing
-        raise SinkError("The offline status does not connect.", kind=ErrorKind.FATAL)
-
-    engine = Engine(ctx.paths, ctx.settings, current_sink, environ=ctx.environ, read_only=True)
-    engine._caught_up = True  # nothing is scanning: the state is what state.db says
-    try:
-        # The destination is the configured one, else the one the daemon used last (for links).
-        dest = ctx.settings.destination or engine.db.get("destination")
-        try:
-            parsed = parse_destination(dest) if dest else None
-        except DestinationError:  # a value an older version stored: shown as it is, with no links
-            parsed = None
-        if parsed is not None and parsed.is_hub:
-            from traceagent.app.wiring import hf_endpoint
-            from traceagent.hub.sink import HfSink
-
-            sink = HfSink(
-                parsed.uri,
-                token=None,
-                endpoint=hf_endpoint(ctx),
-                url_template=ctx.settings.viewer_url_template,
-            )
-            sink.learn_viewer_routes()  # links exactly as huggingface_hub renders them
-            engine.show_destination(sink)
-        else:
-            folder = parsed.folder if parsed is not None else None
-            engine.show_destination(LocalFolderSink(folder or ctx.paths.default_bucket_dir))
-        st = engine.status().to_json()
-    finally:
-        engine.db.close()
-    st["running"] = False
-    st["pid"] = None
-    return st
-
-
 def cmd_status(args: argparse.Namespace) -> int:
     """``traceagent status [--json]``."""
-    ctx = load_ctx()
-    reply = ask_daemon(ctx, "status")
-    st = reply["status"] if reply else _status_offline(ctx)
+    st = client(load_ctx()).status()
     if args.json:
         print(json.dumps(st, indent=2, ensure_ascii=False))
         return 0
@@ -506,9 +330,7 @@ def cmd_agents(args: argparse.Namespace) -> int:
 
 def cmd_open_last(args: argparse.Namespace) -> int:
     """``traceagent open-last [--print]``."""
-    ctx = load_ctx()
-    reply = ask_daemon(ctx, "status")
-    st = reply["status"] if reply else _status_offline(ctx)
+    st = client(load_ctx()).status()
     lt = st.get("last_trace")
     if not lt:
         raise UserError("No trace has been uploaded yet. Run `traceagent sync` or `traceagent run` first.")
@@ -526,12 +348,7 @@ def cmd_pause(args: argparse.Namespace) -> int:
     """``traceagent pause [--for DURATION]``."""
     ctx = load_ctx()
     until = time.time() + parse_duration(args.duration) if args.duration else None
-    if ask_daemon(ctx, "pause", until=until) is None:
-        from traceagent.sync.state import StateDB
-
-        db = StateDB(ctx.paths.state_db)
-        db.put("paused_until", repr(float("inf") if until is None else until))
-        db.close()
+    if not client(ctx).pause(until):
         print("traceagent is not running; the pause applies when it starts.")
     print(
         "Sync paused"
@@ -542,18 +359,8 @@ def cmd_pause(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     """``traceagent resume``."""
-    ctx = load_ctx()
-    if ask_daemon(ctx, "resume") is None:
-        from traceagent.sync.state import StateDB
-
-        db = StateDB(ctx.paths.state_db)
-        db.put("paused_until", None)
-        db.close()
+    if not client(load_ctx()).resume():
         print("traceagent is not running; it will sync when it starts.")
     else:
         print("Sync resumed.")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

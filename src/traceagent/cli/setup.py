@@ -1,14 +1,11 @@
-"""``traceagent login | logout | doctor | autostart | redact``: account and machine set-up.
-
-The sync and daemon commands are in :mod:`traceagent.cli`, which dispatches here.
-"""
+"""``traceagent login | logout | doctor | autostart | redact``: account and machine set-up."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from traceagent.cli import ask_daemon, load_ctx
+from traceagent.cli.common import client, load_ctx
 from traceagent.errors import UserError
 
 __all__ = ["cmd_autostart", "cmd_doctor", "cmd_login", "cmd_logout", "cmd_redact"]
@@ -35,7 +32,7 @@ def cmd_login(args: argparse.Namespace) -> int:
         raise UserError(e.message) from None
     where = auth.store_token(token)
     print(f"Signed in as {name}. Token stored in {where}.")
-    if ask_daemon(ctx, "reload") is not None:
+    if client(ctx).reload():
         print("The running traceagent picked up the new token.")
     return 0
 
@@ -53,19 +50,14 @@ def cmd_logout(args: argparse.Namespace) -> int:
     still = auth.find_token(ctx.environ)
     if still is not None:
         print(f"Note: a token is still found in {still.source}; traceagent keeps using it.")
-    if ask_daemon(ctx, "signed_out") is None:
-        from traceagent.sync.state import StateDB
-
-        db = StateDB(ctx.paths.state_db)
-        db.put("signed_out", "1")  # an explicit sign-out: the local folder is fine from now on
-        db.close()
+    client(ctx).signed_out()  # an explicit sign-out: the local folder is fine from now on
     return 0
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """``traceagent doctor``: every check on one line."""
-    from traceagent import doctor
     from traceagent.app.wiring import DEFAULT_BUCKET, hf_endpoint
+    from traceagent.cli import doctor
     from traceagent.hub import auth, whoami
 
     ctx = load_ctx()
