@@ -109,7 +109,7 @@ def test_hub_links_before_the_first_connect_need_no_token_lookup(
     _seed(env)
     ctx = load_context(env)
     seed = DesktopEngine(ctx, SinkFactory(ctx))
-    seed.db.put("destination", "hf://buckets/alice/agent-sessions")  # as a Hub daemon leaves it
+    seed.db.destination = "hf://buckets/alice/agent-sessions"  # as a Hub daemon leaves it
     seed.stop()
     endpoint = "http://127.0.0.1:9"  # nothing listens: a whoami from the front end would fail
     env = {**env, "HF_TOKEN": "hf_" + "a" * 34, "HF_ENDPOINT": endpoint}

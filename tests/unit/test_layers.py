@@ -168,5 +168,7 @@ def test_the_rule_checker_sees_a_circle_and_an_upward_import(tmp_path: Path) -> 
     """The checker itself can fail: a made-up pair importing each other, lazily, is found."""
     a = tmp_path / "a.py"
     a.write_text("def f():\n    from traceagent.cli import main\n", encoding="utf-8")
-    assert _imports("traceagent.sync.x", a, {"traceagent.cli", "traceagent.sync.x"}) == {"traceagent.cli"}
-    assert FLOORS[_room("traceagent.cli")] > FLOORS[_room("traceagent.sync.x")]
+    assert _imports("traceagent.sync.state", a, {"traceagent.cli", "traceagent.sync.state"}) == {
+        "traceagent.cli"
+    }
+    assert FLOORS[_room("traceagent.cli")] > FLOORS[_room("traceagent.sync.state")]
