@@ -32,6 +32,16 @@ log = logging.getLogger(__name__)
 DEFAULT_BUCKET = "agent-sessions"
 
 
+def decide_destination(configured: str | None, signed_in_as: str | None, default_folder: Path) -> str:
+    """THE destination rule: the configured one, else the user's private
+    ``hf://buckets/<user>/agent-sessions`` when signed in, else the embedded local folder."""
+    if configured:
+        return configured
+    if signed_in_as:
+        return f"hf://buckets/{signed_in_as}/{DEFAULT_BUCKET}"
+    return str(default_folder)
+
+
 @dataclasses.dataclass(frozen=True)
 class Context:
     """Everything a command needs: folders, settings, environment."""
@@ -152,7 +162,7 @@ class SinkFactory:
             kind = ErrorKind.AUTH if e.reason in ("invalid", "forbidden") else ErrorKind.TRANSIENT
             raise SinkError(e.message, kind=kind) from None
         spec: dict[str, Any] = {
-            "uri": dest or f"hf://buckets/{self.signed_in_as}/{DEFAULT_BUCKET}",
+            "uri": decide_destination(dest, self.signed_in_as, ctx.paths.default_bucket_dir),
             "token": token_info.token,
             "endpoint": hf_endpoint(ctx),
             "allow_public": ctx.settings.allow_public,
@@ -248,6 +258,7 @@ __all__ = [
     "SinkFactory",
     "UserError",
     "build_redactor",
+    "decide_destination",
     "hf_endpoint",
     "link_sink",
     "load_context",

@@ -56,24 +56,23 @@ def cmd_logout(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """``traceagent doctor``: every check on one line."""
-    from traceagent.app.wiring import DEFAULT_BUCKET, hf_endpoint
+    from traceagent.app.wiring import decide_destination, hf_endpoint
     from traceagent.cli import doctor
     from traceagent.hub import auth, whoami
 
     ctx = load_ctx()
     token_info = auth.find_token(ctx.environ)
-    dest = ctx.settings.destination
-    if not dest and token_info is not None:
+    user = None
+    if not ctx.settings.destination and token_info is not None:
         try:
-            name = whoami.whoami_cached(
+            user = whoami.whoami_cached(
                 token_info.token, endpoint=hf_endpoint(ctx), cache_dir=ctx.paths.state_dir
             )
-            dest = f"hf://buckets/{name}/{DEFAULT_BUCKET}"
         except auth.AuthError:
-            dest = None
+            user = None  # the token check below says why
     checks = doctor.run_checks(
         token_info=token_info,
-        destination=dest or str(ctx.paths.default_bucket_dir),
+        destination=decide_destination(ctx.settings.destination, user, ctx.paths.default_bucket_dir),
         endpoint=hf_endpoint(ctx),
         probe=True,
         allow_public=ctx.settings.allow_public,
