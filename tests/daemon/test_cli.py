@@ -53,6 +53,8 @@ def test_sync_dry_run_then_sync_then_status(env: dict[str, str]) -> None:
     assert {a["name"] for a in st["agents"]} == {"claude", "codex", "pi"}
     text = run_cli(env, "status").stdout
     assert "traceagent not running" in text and "State:        Up to date" in text
+    # With no daemon the state is how things stood at the last run, and says so.
+    assert "State:        Up to date when it last ran" in text
     r = run_cli(env, "agents")
     assert "Claude Code (claude, sync on)" in r.stdout and "codex/  (3 file(s))" in r.stdout
     r = run_cli(env, "open-last", "--print")
@@ -170,3 +172,9 @@ def test_redact_preview_masks_what_it_finds(env: dict[str, str], tmp_path: Path)
     clean.write_text('{"type":"user","message":{"content":"hello"}}\n')
     assert run_cli(env, "redact", str(clean)).stdout.startswith(f"No secrets found in {clean}")
     assert run_cli(env, "redact", str(tmp_path / "missing.jsonl")).returncode == 1
+
+
+def test_status_before_anything_was_synced_is_not_up_to_date(env: dict[str, str]) -> None:
+    lay_out_corpus(Path(env["HOME"]))
+    text = run_cli(env, "status").stdout
+    assert "State:        Not synced yet" in text and "Up to date" not in text, text

@@ -273,6 +273,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         "error": "Error",
         "signin_needed": "Sign-in needed",
     }[st["state"]]
+    if not st["running"] and st["state"] == "up_to_date":
+        # With no daemon, state.db tells how things stood when traceagent last ran, not now:
+        # sessions may have changed since, so this is never a plain "Up to date".
+        if st["last_upload_at"] is None and not st["uploaded"]:
+            state_text = "Not synced yet (start it with `traceagent run`, or run `traceagent sync`)"
+        else:
+            state_text = "Up to date when it last ran (start it with `traceagent run` to keep it so)"
     print(f"traceagent {'running (pid ' + str(st['pid']) + ')' if st['running'] else 'not running'}")
     if st["paused"] and st.get("paused_until"):
         state_text += f" until {_clock(st['paused_until'])}"
