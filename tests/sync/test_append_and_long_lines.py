@@ -14,6 +14,7 @@ import random
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -469,3 +470,45 @@ def test_the_redaction_fingerprint_follows_the_settings_not_their_order(tmp_path
         Redactor.from_settings(environ=values, home=tmp_path, allowlist=["x"]).fingerprint != one.fingerprint
     )
     assert Redactor.from_settings(environ={}, home=tmp_path).fingerprint != one.fingerprint
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Any:
+    """A 1 MiB tmpfs (a destination on another disk than the spool, as a NAS is)."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_destination_that_fills_up_keeps_whole_lines_and_no_partial_files(
+    tmp_path: Path, full_disk: Path
+) -> None:
+    from traceagent.sinks.base import SinkError, UploadItem
+    from traceagent.sinks.local import TMP_DIR, LocalFolderSink
+
+    sink = LocalFolderSink(full_disk / "dest")
+    sink.ensure()
+    key = "claude/p/s.jsonl"
+    start = b'{"a":1}\n' * 1000
+    (full_disk / "dest/claude/p").mkdir(parents=True)
+    (full_disk / "dest" / key).write_bytes(start)
+    big = tmp_path / "append.part"  # more than the disk has left: the write stops part-way
+    big.write_bytes(b'{"b":"' + b"x" * 100 + b'"}\n' * 1 + (b'{"c":"' + b"y" * 200 + b'"}\n') * 8000)
+    with pytest.raises(SinkError):
+        sink.upload(
+            [UploadItem(spool_path=big, key=key, size=big.stat().st_size, mtime=1e9, append_at=len(start))]
+        )
+    assert (full_disk / "dest" / key).read_bytes() == start  # no torn line, nothing lost
+    whole = tmp_path / "whole.part"  # a whole copy that cannot fit (copied across disks)
+    whole.write_bytes(big.read_bytes())
+    for _ in range(3):
+        with pytest.raises(SinkError):
+            sink.upload([UploadItem(spool_path=whole, key="claude/p/t.jsonl", size=1, mtime=1e9)])
+    # A retry must not leave a partial copy behind each time, eating the space freed.
+    tmp = full_disk / "dest" / TMP_DIR
+    assert (list(tmp.iterdir()) if tmp.exists() else []) == []
+    assert not (full_disk / "dest/claude/p/t.jsonl").exists()

@@ -227,9 +227,25 @@ def _sync_via_daemon(ctx: Any, *, verify: bool = False) -> int:
             raise UserError("traceagent stopped while syncing; run `traceagent sync` again.")
         st = reply["status"]
         if st["state"] in ("up_to_date",):
-            if checked is not None:  # up to date: every file queued again has landed
-                _print_verify(checked, st["destination"], {p for p, _, _ in checked.resent})
+            missing = 0
+            if checked is not None:
+                # "Up to date" does not say a file that failed on its own landed: ask the ledger.
+                from traceagent.sync.state import StateDB
+
+                db = StateDB(ctx.paths.state_db, read_only=True)
+                try:
+                    landed = {p for p, _, _ in checked.resent if _landed(db.row(p))}
+                finally:
+                    db.close()
+                _print_verify(checked, st["destination"], landed)
+                missing = len(checked.resent) - len(landed)
             print(f"Up to date: {st['uploaded']} file(s) in {st['destination']}.")
+            if missing:
+                print(
+                    f"traceagent: {missing} file(s) could not be re-sent yet; see `traceagent status`.",
+                    file=sys.stderr,
+                )
+                return 1
             return 0
         if st["state"] in ("error", "signin_needed", "paused"):
             print(f"traceagent: {st['state']}: {st.get('last_error') or ''}", file=sys.stderr)

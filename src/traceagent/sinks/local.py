@@ -138,11 +138,17 @@ class LocalFolderSink(Sink):
                     f"the copy is {st.st_size} bytes, not the {item.append_at} traceagent left; "
                     "it will be sent whole"
                 )
-            with open(item.spool_path, "rb") as src:
-                while data := src.read(APPEND_ONE_WRITE):
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view) :]
+            try:
+                with open(item.spool_path, "rb") as src:
+                    while data := src.read(APPEND_ONE_WRITE):
+                        view = memoryview(data)
+                        while view:
+                            view = view[os.write(fd, view) :]
+            except BaseException:
+                # A write that stopped part-way (the disk filled up) would leave a torn line:
+                # take back exactly the bytes written here, so the copy is as traceagent left it.
+                os.ftruncate(fd, item.append_at)
+                raise
         finally:
             os.close(fd)
         os.utime(target, (item.mtime, item.mtime))
@@ -166,8 +172,12 @@ class LocalFolderSink(Sink):
         tmp_dir.mkdir(exist_ok=True)
         # Short, whatever the target's name: a 255-byte name plus a prefix is too long to create.
         tmp = tmp_dir / f"{os.getpid()}-{uuid.uuid4().hex[:12]}.part"
-        shutil.copy2(item.spool_path, tmp)
-        os.replace(tmp, target)
+        try:
+            shutil.copy2(item.spool_path, tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a partial copy on a full disk would eat the space freed
+            raise
         item.spool_path.unlink(missing_ok=True)
 
     def identity(self) -> str:

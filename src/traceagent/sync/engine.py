@@ -39,6 +39,8 @@ from traceagent.sync.watcher import Watcher
 
 log = logging.getLogger(__name__)
 
+_MISSING = object()
+
 #: Lost file events (an inotify overflow) are logged once per burst: again only after this quiet.
 LOST_EVENTS_QUIET = 10.0
 
@@ -215,6 +217,7 @@ class Engine:
         #: The error reaction (backoff, waiting for a new token, fatal stop, what to show).
         self._health = Health(self.db.last_error)
         self._transforms: dict[str, Transform | None] = {}
+        self._transforms_generation = 0
         self.uploader = Uploader(
             self.db,
             paths.spool_dir,
@@ -347,6 +350,7 @@ class Engine:
             self._sink_ready = False
             self._connecting = True
             self._transforms.clear()
+            self._transforms_generation += 1
             self._health.reload()
             self._identity_due = True
         self.db.release_all()
@@ -756,9 +760,18 @@ class Engine:
     def _transform(self, agent: str) -> Transform | None:
         if self._transform_factory is None:
             return None
-        if agent not in self._transforms:
-            self._transforms[agent] = self._transform_factory(agent)
-        return self._transforms[agent]
+        # reload_sink() clears the cache from another thread (a new token is a new secret to
+        # redact): build outside the lock, and cache only if no clear came meanwhile.
+        with self._cond:
+            cached = self._transforms.get(agent, _MISSING)
+            generation = self._transforms_generation
+        if cached is not _MISSING:
+            return cached  # type: ignore[return-value]
+        built = self._transform_factory(agent)
+        with self._cond:
+            if generation == self._transforms_generation:
+                self._transforms[agent] = built
+        return built
 
     def _handle_sink_error(self, e: SinkError, paths: list[str]) -> None:
         self.db.last_error = e.message
