@@ -167,12 +167,17 @@ def daemons(env: dict[str, str]) -> Iterator[Callable[[dict[str, str]], subproce
 
     yield start
     for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(60)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        end_daemon(p)
+
+
+def end_daemon(p: subprocess.Popen[str]) -> None:
+    """Teardown: stop a daemon a test left running (SIGTERM, then kill); asserts nothing."""
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(60)
+        except subprocess.TimeoutExpired:
+            p.kill()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ of them derive anything from log lines (Maestral's shortcoming we avoid).
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import enum
 from typing import Any
 
@@ -147,3 +148,17 @@ class Status:
             pid=d.get("pid"),
             running=bool(d.get("running", True)),
         )
+
+
+def record_time(ts: str | None) -> float | None:
+    """A record's ISO 8601 timestamp (``TraceInfo.last_ts``) as seconds since the epoch; naive
+    means UTC; None when absent or unreadable."""
+    if not ts:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed.timestamp()

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from conftest import run_cli, status_json, stop_daemon, wait_for, write_config
+from conftest import end_daemon, run_cli, status_json, stop_daemon, wait_for, write_config
 
 FAST = "debounce_seconds = 0.3\nmax_delay_seconds = 1\nredact = false\n"
 
@@ -107,12 +107,7 @@ def procs() -> Iterator[list[subprocess.Popen[str]]]:
     started: list[subprocess.Popen[str]] = []
     yield started
     for p in started:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(60)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        end_daemon(p)
 
 
 def _up_to_date(env: dict[str, str]) -> bool:

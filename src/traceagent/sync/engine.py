@@ -8,7 +8,6 @@ due (a debounce deadline, a retry time, the end of a timed pause); it never poll
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import errno
 import logging
 import os
@@ -27,7 +26,7 @@ from traceagent.memory import release_memory
 from traceagent.paths import AppPaths
 from traceagent.sinks.base import ErrorKind, Sink, SinkError
 from traceagent.sinks.keys import DestinationError, parse_destination
-from traceagent.status import AgentInfo, Status, TraceInfo
+from traceagent.status import AgentInfo, Status, TraceInfo, record_time
 from traceagent.sync.debounce import Debouncer
 from traceagent.sync.health import Health
 from traceagent.sync.roots import RootMatch, match_root
@@ -38,8 +37,6 @@ from traceagent.sync.uploader import NEVER, PassResult, SpoolError, Uploader
 from traceagent.sync.watcher import Watcher
 
 log = logging.getLogger(__name__)
-
-_MISSING = object()
 
 #: Lost file events (an inotify overflow) are logged once per burst: again only after this quiet.
 LOST_EVENTS_QUIET = 10.0
@@ -247,12 +244,7 @@ class Engine:
         def no_connect() -> Sink:  # a read-only view shows links; it never uploads
             raise SinkError("The offline status does not connect.", kind=ErrorKind.FATAL)
 
-        view = cls(paths, settings, no_connect, environ=environ, read_only=True)
-        try:
-            view.show_destination(sink_for(view.db.destination))
-        except BaseException:
-            view.db.close()
-            raise
+        view = cls(paths, settings, no_connect, environ=environ, read_only=True, link_sink=sink_for)
         view._caught_up = True  # nothing is scanning: the state is what state.db says
         return view
 
@@ -763,10 +755,9 @@ class Engine:
         # reload_sink() clears the cache from another thread (a new token is a new secret to
         # redact): build outside the lock, and cache only if no clear came meanwhile.
         with self._cond:
-            cached = self._transforms.get(agent, _MISSING)
+            if agent in self._transforms:
+                return self._transforms[agent]
             generation = self._transforms_generation
-        if cached is not _MISSING:
-            return cached  # type: ignore[return-value]
         built = self._transform_factory(agent)
         with self._cond:
             if generation == self._transforms_generation:
@@ -860,7 +851,7 @@ class Engine:
 
         def when(row: FileRow) -> float:
             seen = row.uploaded_at if row.uploaded_at is not None else now
-            recorded = _epoch(SessionMeta.from_json(row.meta).last_ts)
+            recorded = record_time(SessionMeta.from_json(row.meta).last_ts)
             if recorded is None:
                 recorded = (row.ck_mtime_ns or 0) / 1e9
             return min(recorded, seen, now)
@@ -994,16 +985,3 @@ class Engine:
         result.error = result.error or self._health.stop_error()
         result.pending = self.db.counts(self._enabled_agents()).get("pending", 0)
         return result
-
-
-def _epoch(ts: str | None) -> float | None:
-    """An ISO 8601 record timestamp as seconds since the epoch (naive means UTC)."""
-    if not ts:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return parsed.timestamp()

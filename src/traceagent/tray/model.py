@@ -19,7 +19,7 @@ from typing import Protocol
 
 from traceagent.icons import IconState
 from traceagent.sinks.keys import DestinationError, parse_destination
-from traceagent.status import Status, SyncState, TraceInfo
+from traceagent.status import Status, SyncState, TraceInfo, record_time
 
 #: How many traces "Recent traces ▸" lists.
 RECENT_LIMIT = 10
@@ -222,21 +222,9 @@ def format_ago(then: float, now: float) -> str:
     return f"{when.day} {when.strftime('%b')}"
 
 
-def _parse_ts(ts: str | None) -> float | None:
-    if not ts:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return parsed.timestamp()
-
-
 def trace_time(trace: TraceInfo) -> float | None:
     """When the trace last changed: its last record, else its last upload."""
-    return _parse_ts(trace.last_ts) or trace.uploaded_at
+    return record_time(trace.last_ts) or trace.uploaded_at
 
 
 def status_line(status: Status, now: float) -> str:
